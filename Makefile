@@ -1,0 +1,54 @@
+# The two commands a newcomer needs are `make run` and `make test`; everything else is a helper.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+PORT ?= 8080
+DATA_DIR ?= ./.data
+export PORT DATA_DIR
+
+.PHONY: lock run test lint typecheck layers openapi openapi-check pytest install bench clean
+
+# The virtualenv is rebuilt whenever the lock file changes.
+$(BIN)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(UV) || $(BIN)/pip install --quiet --disable-pip-version-check "uv>=0.8,<1"
+	$(UV) pip install --quiet --python $(BIN)/python --require-hashes -r requirements.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+# Re-resolve the pinned dependency set after editing pyproject.toml.
+lock: install
+	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 --universal -q -o requirements.lock
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/ipt-fhir serve --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+layers: install
+	$(BIN)/lint-imports
+
+openapi: install
+	$(BIN)/python -m service.openapi --write
+
+openapi-check: install
+	$(BIN)/python -m service.openapi --check
+
+pytest: install
+	$(BIN)/pytest -n 2 --dist loadfile
+
+test: lint typecheck layers openapi-check pytest
+
+bench: install
+	$(BIN)/python -m benchmarks.crud
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
