@@ -1,0 +1,30 @@
+"""Request-scoped dependencies, as `Annotated` aliases the routes declare."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.config import Settings
+
+
+def get_engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_base_url(request: Request) -> str:
+    settings: Settings = request.app.state.settings
+    if settings.base_url:
+        return settings.base_url.rstrip("/")
+    return f"{str(request.base_url).rstrip('/')}/fhir"
+
+
+Engine = Annotated[AsyncEngine, Depends(get_engine)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+BaseUrl = Annotated[str, Depends(get_base_url)]

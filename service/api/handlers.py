@@ -1,0 +1,55 @@
+"""Every error becomes an OperationOutcome with the right status, and nothing else leaks out."""
+
+import logging
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from service.api.responses import json_response
+from service.errors import FhirError, Issue, operation_outcome
+
+log = logging.getLogger(__name__)
+
+_HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-supported"}
+
+
+async def fhir_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FhirError)
+    return json_response(exc.to_operation_outcome(), status_code=exc.status_code, headers=exc.headers)
+
+
+async def request_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    issues = []
+    for problem in exc.errors():
+        location = [str(part) for part in problem.get("loc", ())]
+        where = location[0] if location else "request"
+        name = location[-1] if len(location) > 1 else where
+        issues.append(Issue(f"{where} parameter {name!r}: {problem.get('msg', 'invalid')}", expression=name))
+    return json_response(operation_outcome(issues, default_code="invalid"), status_code=400)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"no such endpoint: {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not supported on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    outcome = operation_outcome([Issue(message)], default_code=_HTTP_ISSUE_CODES.get(exc.status_code, "processing"))
+    return json_response(outcome, status_code=exc.status_code, headers=dict(exc.headers or {}))
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    outcome = operation_outcome([Issue("internal error; it has been logged")], default_code="exception")
+    return json_response(outcome, status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(FhirError, fhir_error)
+    app.add_exception_handler(RequestValidationError, request_validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected_error)

@@ -1,0 +1,133 @@
+"""OpenAPI fragments for FHIR bodies.
+
+Request bodies are read raw (so that errors come back as OperationOutcomes, not FastAPI's 422), which means
+their schemas are declared here and attached with `openapi_extra`. Each resource schema is deliberately
+shallow: it fixes `resourceType` and `id` and links to the R4 definition, which the server enforces in full.
+"""
+
+from typing import Any
+
+from service.fhir.examples import EXAMPLES
+from service.fhir.registry import RESOURCE_DEFINITIONS
+
+FHIR_JSON = "application/fhir+json"
+_ERROR_TEXT = {
+    400: "Malformed request or invalid resource",
+    401: "No valid bearer token",
+    403: "The token's scopes do not allow this",
+    404: "Not found",
+    406: "The requested format is not served (JSON only)",
+    409: "Conflict with the current state",
+    410: "The resource was deleted",
+    412: "If-Match does not name the current version",
+    413: "The body is too large",
+    415: "The body is not JSON",
+    422: "The resource breaks a business rule",
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def resource_request_body(name: str) -> dict[str, Any]:
+    content: dict[str, Any] = {"schema": _ref(name)}
+    if name in EXAMPLES:
+        content["example"] = EXAMPLES[name]
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {FHIR_JSON: content, "application/json": {"schema": _ref(name)}},
+        }
+    }
+
+
+def resource_response(name: str, status: int, description: str) -> dict[int | str, Any]:
+    return {status: {"description": description, "content": {FHIR_JSON: {"schema": _ref(name)}}}}
+
+
+def bundle_response(bundle_type: str) -> dict[int | str, Any]:
+    return {200: {"description": f"A Bundle of type {bundle_type}", "content": {FHIR_JSON: {"schema": _ref("Bundle")}}}}
+
+
+def error_responses(*statuses: int) -> dict[int | str, Any]:
+    return {
+        status: {"description": _ERROR_TEXT[status], "content": {FHIR_JSON: {"schema": _ref("OperationOutcome")}}}
+        for status in statuses
+    }
+
+
+def _resource_schema(name: str, description: str) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "title": name,
+        "description": f"{description} The full definition: http://hl7.org/fhir/R4/{name.lower()}.html",
+        "required": ["resourceType"],
+        "properties": {
+            "resourceType": {"type": "string", "enum": [name]},
+            "id": {"type": "string", "pattern": r"^[A-Za-z0-9\-.]{1,64}$"},
+            "meta": {"type": "object"},
+        },
+        "additionalProperties": True,
+    }
+    if name in EXAMPLES:
+        schema["example"] = EXAMPLES[name]
+    return schema
+
+
+def component_schemas() -> dict[str, Any]:
+    schemas = {spec.name: _resource_schema(spec.name, spec.description) for spec in RESOURCE_DEFINITIONS}
+    schemas["OperationOutcome"] = {
+        "type": "object",
+        "title": "OperationOutcome",
+        "description": "Why a request failed, and where (`expression`).",
+        "required": ["resourceType", "issue"],
+        "properties": {
+            "resourceType": {"type": "string", "enum": ["OperationOutcome"]},
+            "issue": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["severity", "code"],
+                    "properties": {
+                        "severity": {"type": "string", "enum": ["fatal", "error", "warning", "information"]},
+                        "code": {"type": "string"},
+                        "diagnostics": {"type": "string"},
+                        "expression": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            },
+        },
+    }
+    schemas["Bundle"] = {
+        "type": "object",
+        "title": "Bundle",
+        "description": "A page of results: http://hl7.org/fhir/R4/bundle.html",
+        "required": ["resourceType", "type"],
+        "properties": {
+            "resourceType": {"type": "string", "enum": ["Bundle"]},
+            "type": {"type": "string"},
+            "total": {"type": "integer", "minimum": 0},
+            "link": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["relation", "url"],
+                    "properties": {"relation": {"type": "string"}, "url": {"type": "string"}},
+                },
+            },
+            "entry": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    schemas["CapabilityStatement"] = {
+        "type": "object",
+        "title": "CapabilityStatement",
+        "required": ["resourceType", "fhirVersion", "rest"],
+        "properties": {
+            "resourceType": {"type": "string", "enum": ["CapabilityStatement"]},
+            "fhirVersion": {"type": "string", "enum": ["4.0.1"]},
+            "rest": {"type": "array"},
+        },
+    }
+    return schemas

@@ -1,0 +1,262 @@
+"""The RESTful interactions of every served type, generated from the registry.
+
+Each route translates HTTP to one interaction call and the result (or a `FhirError`) back to HTTP; the FHIR
+rules live in `service.fhir` and `service.interactions`.
+"""
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+
+from service.api.deps import BaseUrl, Engine, SettingsDep
+from service.api.negotiation import check_request_format
+from service.api.openapi_docs import (
+    bundle_response,
+    error_responses,
+    resource_request_body,
+    resource_response,
+)
+from service.api.responses import json_response, return_preference, version_headers, write_response
+from service.errors import BadRequest, InvalidResource, Issue, PayloadTooLarge, operation_outcome
+from service.fhir.parsing import check_resource, parse_json
+from service.fhir.registry import RESOURCE_DEFINITIONS, ResourceDefinition
+from service.interactions.create import create_resource
+from service.interactions.delete import delete_resource
+from service.interactions.history import HistoryQuery, history
+from service.interactions.read import read_resource
+from service.interactions.update import update_resource
+from service.interactions.vread import vread_resource
+
+ID_PATTERN = r"^[A-Za-z0-9\-.]{1,64}$"
+_ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+
+ResourceId = Annotated[str, Path(pattern=ID_PATTERN, description="Logical id of the resource.")]
+Prefer = Annotated[
+    str | None,
+    Header(description="`return=minimal`, `return=representation` (default) or `return=OperationOutcome`."),
+]
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", description='The version the change is based on, as its ETag (`W/"3"`).'),
+]
+Count = Annotated[int | None, Query(alias="_count", ge=1, description="Entries per page.")]
+Since = Annotated[
+    datetime | None, Query(alias="_since", description="Only versions written at or after this instant.")
+]
+Cursor = Annotated[
+    int | None, Query(alias="_cursor", ge=1, description="Opaque paging position, taken from a `next` link.")
+]
+
+
+def parse_if_match(value: str | None) -> int | None:
+    if value is None:
+        return None
+    match = _ETAG.match(value)
+    if match is None:
+        raise BadRequest(Issue(f'If-Match must be an ETag such as W/"3", not {value!r}', expression="If-Match"))
+    return int(match.group(1))
+
+
+async def read_body(request: Request, limit: int) -> dict[str, Any]:
+    check_request_format(request)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(Issue(f"the body is larger than the limit of {limit} bytes"))
+    body = await request.body()
+    if len(body) > limit:
+        raise PayloadTooLarge(Issue(f"the body is larger than the limit of {limit} bytes"))
+    return parse_json(body)
+
+
+def history_query(settings: Any, count: int | None, since: datetime | None, cursor: int | None) -> HistoryQuery:
+    if since is not None and since.tzinfo is None:
+        raise BadRequest(Issue("_since must be an instant with a time zone", expression="_since"))
+    size = min(count or settings.default_page_size, settings.max_page_size)
+    return HistoryQuery(count=size, since=since, cursor=cursor)
+
+
+def add_resource_routes(router: APIRouter, spec: ResourceDefinition) -> None:
+    name = spec.name
+    tags: list[str | Any] = [name]
+
+    @router.get(
+        f"/{name}/_history",
+        tags=tags,
+        summary=f"History of all {name} resources",
+        operation_id=f"history_type_{name}",
+        responses={**bundle_response("history"), **error_responses(400, 406)},
+        response_class=Response,
+    )
+    async def history_type(
+        engine: Engine, settings: SettingsDep, base_url: BaseUrl, count: Count = None, since: Since = None,
+        cursor: Cursor = None,
+    ) -> Response:
+        query = history_query(settings, count, since, cursor)
+        return json_response(await history(engine, query, base_url=base_url, resource_type=name))
+
+    @router.post(
+        f"/{name}",
+        tags=tags,
+        summary=f"Create a {name}",
+        description="The server assigns the id; any `id`, `meta.versionId` or `meta.lastUpdated` sent is ignored.",
+        operation_id=f"create_{name}",
+        status_code=201,
+        openapi_extra=resource_request_body(name),
+        responses={**resource_response(name, 201, "Created"), **error_responses(400, 406, 413, 415, 422)},
+        response_class=Response,
+    )
+    async def create(
+        request: Request, engine: Engine, settings: SettingsDep, base_url: BaseUrl, prefer: Prefer = None
+    ) -> Response:
+        content = check_resource(name, await read_body(request, settings.max_body_bytes))
+        stored = await create_resource(engine, name, content)
+        return write_response(
+            stored, status_code=201, base_url=base_url, prefer=prefer, message=f"created {name}/{stored.id}"
+        )
+
+    @router.get(
+        f"/{name}/{{resource_id}}",
+        tags=tags,
+        summary=f"Read a {name}",
+        operation_id=f"read_{name}",
+        responses={**resource_response(name, 200, "The current version"), **error_responses(400, 404, 406, 410)},
+        response_class=Response,
+    )
+    async def read(resource_id: ResourceId, engine: Engine, base_url: BaseUrl) -> Response:
+        stored = await read_resource(engine, name, resource_id)
+        assert stored.content is not None
+        return json_response(stored.content, headers=version_headers(stored, base_url=base_url))
+
+    @router.put(
+        f"/{name}/{{resource_id}}",
+        tags=tags,
+        summary=f"Update (or create with this id) a {name}",
+        description="The body's `id` must equal the id in the URL. With `If-Match`, a stale version gets 412.",
+        operation_id=f"update_{name}",
+        openapi_extra=resource_request_body(name),
+        responses={
+            **resource_response(name, 200, "Updated (or unchanged)"),
+            **resource_response(name, 201, "Created with the id of the URL"),
+            **error_responses(400, 406, 412, 413, 415, 422),
+        },
+        response_class=Response,
+    )
+    async def update(
+        resource_id: ResourceId,
+        request: Request,
+        engine: Engine,
+        settings: SettingsDep,
+        base_url: BaseUrl,
+        prefer: Prefer = None,
+        if_match: IfMatch = None,
+    ) -> Response:
+        version = parse_if_match(if_match)
+        content = check_resource(name, await read_body(request, settings.max_body_bytes))
+        body_id = content.get("id")
+        if body_id is None:
+            raise InvalidResource(
+                Issue("an update must carry the resource's id in the body", expression=f"{name}.id", code="required")
+            )
+        if body_id != resource_id:
+            raise InvalidResource(
+                Issue(f"the body's id {body_id!r} differs from the URL's {resource_id!r}", expression=f"{name}.id")
+            )
+        stored = await update_resource(engine, name, resource_id, content, if_match=version)
+        return write_response(
+            stored,
+            status_code=201 if stored.created else 200,
+            base_url=base_url,
+            prefer=prefer,
+            message=f"{'created' if stored.created else 'updated'} {name}/{resource_id}"
+            + ("" if stored.changed else " (no change)"),
+        )
+
+    @router.delete(
+        f"/{name}/{{resource_id}}",
+        tags=tags,
+        summary=f"Delete a {name}",
+        description="Later reads answer 410 Gone; history keeps every version, the deletion included.",
+        operation_id=f"delete_{name}",
+        status_code=204,
+        responses={
+            204: {"description": "Deleted"},
+            **resource_response("OperationOutcome", 200, "Deleted, with `Prefer: return=OperationOutcome`"),
+            **error_responses(400, 404, 406, 412),
+        },
+        response_class=Response,
+    )
+    async def delete(
+        resource_id: ResourceId, engine: Engine, prefer: Prefer = None, if_match: IfMatch = None
+    ) -> Response:
+        deleted = await delete_resource(engine, name, resource_id, if_match=parse_if_match(if_match))
+        headers = {"ETag": f'W/"{deleted.version_id}"'}
+        if return_preference(prefer) == "OperationOutcome":
+            message = f"deleted {name}/{resource_id}" + ("" if deleted.changed else " (it already was)")
+            outcome = operation_outcome([Issue(message, severity="information")], default_code="informational")
+            return json_response(outcome, headers=headers)
+        return Response(status_code=204, headers=headers)
+
+    @router.get(
+        f"/{name}/{{resource_id}}/_history",
+        tags=tags,
+        summary=f"History of one {name}",
+        operation_id=f"history_instance_{name}",
+        responses={**bundle_response("history"), **error_responses(400, 404, 406)},
+        response_class=Response,
+    )
+    async def history_instance(
+        resource_id: ResourceId,
+        engine: Engine,
+        settings: SettingsDep,
+        base_url: BaseUrl,
+        count: Count = None,
+        since: Since = None,
+        cursor: Cursor = None,
+    ) -> Response:
+        query = history_query(settings, count, since, cursor)
+        return json_response(
+            await history(engine, query, base_url=base_url, resource_type=name, resource_id=resource_id)
+        )
+
+    @router.get(
+        f"/{name}/{{resource_id}}/_history/{{version_id}}",
+        tags=tags,
+        summary=f"Read one version of a {name}",
+        operation_id=f"vread_{name}",
+        responses={**resource_response(name, 200, "That version"), **error_responses(400, 404, 406, 410)},
+        response_class=Response,
+    )
+    async def vread(
+        resource_id: ResourceId,
+        version_id: Annotated[int, Path(ge=1, le=2_147_483_647, description="Version number.")],
+        engine: Engine,
+        base_url: BaseUrl,
+    ) -> Response:
+        stored = await vread_resource(engine, name, resource_id, version_id)
+        assert stored.content is not None
+        return json_response(stored.content, headers=version_headers(stored, base_url=base_url))
+
+
+def build_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get(
+        "/_history",
+        tags=["System"],
+        summary="History of every resource on the server",
+        operation_id="history_system",
+        responses={**bundle_response("history"), **error_responses(400, 406)},
+        response_class=Response,
+    )
+    async def history_system(
+        engine: Engine, settings: SettingsDep, base_url: BaseUrl, count: Count = None, since: Since = None,
+        cursor: Cursor = None,
+    ) -> Response:
+        query = history_query(settings, count, since, cursor)
+        return json_response(await history(engine, query, base_url=base_url))
+
+    for spec in RESOURCE_DEFINITIONS:
+        add_resource_routes(router, spec)
+    return router

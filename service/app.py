@@ -1,0 +1,90 @@
+"""The application factory: `uvicorn service.app:create_app --factory`."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import RedirectResponse
+from fastapi_offline import FastAPIOffline
+from sqlalchemy import text
+
+from service.api import handlers
+from service.api.negotiation import check_response_format
+from service.api.openapi_docs import component_schemas
+from service.api.responses import json_response
+from service.api.routes import metadata, resources
+from service.config import Settings, get_settings
+from service.storage.db import create_engine, ensure_schema_at_head, start_embedded_postgres, upgrade_to_head
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+FHIR R4 (4.0.1) service for Interpersonal Psychotherapy (IPT): treatment plans as `CarePlan` with `Goal`,
+`Condition` and `CareTeam`; IPT worksheets as `Questionnaire`; a client's answers as `QuestionnaireResponse`.
+
+Bodies are FHIR JSON (`application/fhir+json`; `application/json` is accepted). Every error is an
+`OperationOutcome` whose `issue.expression` names the element at fault.
+"""
+
+
+async def database_url(settings: Settings) -> str:
+    """The configured PostgreSQL, or the embedded one (started and migrated on the spot)."""
+    if settings.database_url:
+        return settings.database_url
+    url = await asyncio.to_thread(start_embedded_postgres, settings.data_dir)
+    await asyncio.to_thread(upgrade_to_head, url)
+    return url
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(await database_url(settings), pool_size=settings.db_pool_size)
+        await ensure_schema_at_head(engine)
+        app.state.engine = engine
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPIOffline(
+        title="ipt-fhir",
+        version=version("ipt-fhir"),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    handlers.install(app)
+
+    fhir = APIRouter(prefix="/fhir", dependencies=[Depends(check_response_format)])
+    fhir.include_router(metadata.router)
+    fhir.include_router(resources.build_router())
+    app.include_router(fhir)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    @app.get("/health", tags=["System"], summary="Liveness and database reachability", operation_id="health")
+    async def health(request: Request) -> Any:
+        async with request.app.state.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return json_response({"status": "ok"})
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(component_schemas())
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

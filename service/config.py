@@ -1,0 +1,46 @@
+"""Settings, read once from the environment when the app is built.
+
+`DATABASE_URL`, `PORT` and `DATA_DIR` are read without a prefix because they are the names the README and
+the Makefile use; every other setting carries the `IPT_FHIR_` prefix.
+"""
+
+from functools import cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IPT_FHIR_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "IPT_FHIR_DATABASE_URL"),
+        description="PostgreSQL URL; unset means an embedded PostgreSQL under DATA_DIR.",
+    )
+    data_dir: Path = Field(
+        default=Path(".data"),
+        validation_alias=AliasChoices("DATA_DIR", "IPT_FHIR_DATA_DIR"),
+        description="Where the embedded PostgreSQL keeps its data.",
+    )
+    host: str = Field(default="127.0.0.1", description="Interface the server listens on.")
+    port: int = Field(
+        default=8080,
+        validation_alias=AliasChoices("PORT", "IPT_FHIR_PORT"),
+        description="Port the server listens on.",
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="Public base URL of the FHIR endpoint (e.g. https://fhir.example.org/fhir); "
+        "unset means it is derived from each request.",
+    )
+    default_page_size: int = Field(default=20, ge=1, description="Entries per page when _count is absent.")
+    max_page_size: int = Field(default=500, ge=1, description="Largest _count honoured.")
+    db_pool_size: int = Field(default=10, ge=1, description="Database connections per worker process.")
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest request body.")
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,53 @@
+"""The CapabilityStatement, built from the same registry that builds the routes.
+
+https://hl7.org/fhir/R4/capabilitystatement.html. It claims only what is served: a type, interaction or
+search parameter appears here exactly when a route answers it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mappings.r4 import FHIR_VERSION
+from service.fhir.registry import RESOURCE_DEFINITIONS
+
+SOFTWARE_NAME = "ipt-fhir"
+
+
+def capability_statement(*, base_url: str, software_version: str, date: str) -> dict[str, Any]:
+    resources = []
+    for spec in RESOURCE_DEFINITIONS:
+        resources.append(
+            {
+                "type": spec.name,
+                "profile": f"http://hl7.org/fhir/StructureDefinition/{spec.name}",
+                "documentation": spec.description,
+                "interaction": [{"code": code} for code in spec.interactions],
+                "versioning": "versioned-update",
+                "readHistory": True,
+                "updateCreate": True,
+                "conditionalCreate": False,
+                "conditionalRead": "not-supported",
+                "conditionalUpdate": False,
+                "conditionalDelete": "not-supported",
+            }
+        )
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": date,
+        "publisher": "ipt-fhir",
+        "kind": "instance",
+        "software": {"name": SOFTWARE_NAME, "version": software_version},
+        "implementation": {"description": "IPT FHIR service", "url": base_url},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["json", "application/fhir+json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": "FHIR R4 REST API for Interpersonal Psychotherapy records and content.",
+                "resource": resources,
+                "interaction": [{"code": "history-system"}],
+            }
+        ],
+    }

@@ -1,0 +1,81 @@
+"""A small valid instance of every served type, for the API documentation and the contract tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "Patient": {
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:example:mrn", "value": "12345"}],
+        "name": [{"family": "Rivera", "given": ["Sam"]}],
+        "gender": "male",
+        "birthDate": "1992-04-17",
+    },
+    "Practitioner": {
+        "resourceType": "Practitioner",
+        "name": [{"family": "Okafor", "given": ["Ada"], "suffix": ["PhD"]}],
+        "qualification": [{"code": {"text": "PhD, clinical psychology"}}],
+    },
+    "PractitionerRole": {
+        "resourceType": "PractitionerRole",
+        "active": True,
+        "code": [{"coding": [{"system": "http://snomed.info/sct", "code": "224588003"}]}],
+    },
+    "RelatedPerson": {
+        "resourceType": "RelatedPerson",
+        "patient": {"reference": "Patient/example"},
+        "relationship": [
+            {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "FTH"}]}
+        ],
+    },
+    "CareTeam": {"resourceType": "CareTeam", "status": "active", "name": "IPT care team"},
+    "Condition": {
+        "resourceType": "Condition",
+        "subject": {"reference": "Patient/example"},
+        "code": {
+            "coding": [
+                {
+                    "system": "http://hl7.org/fhir/sid/icd-10-cm",
+                    "code": "F43.21",
+                    "display": "Adjustment disorder with depressed mood",
+                }
+            ]
+        },
+    },
+    "Goal": {
+        "resourceType": "Goal",
+        "lifecycleStatus": "active",
+        "description": {"text": "Reduce loneliness and depressive symptoms"},
+        "subject": {"reference": "Patient/example"},
+    },
+    "CarePlan": {
+        "resourceType": "CarePlan",
+        "status": "draft",
+        "intent": "plan",
+        "title": "IPT treatment plan",
+        "subject": {"reference": "Patient/example"},
+    },
+    "Questionnaire": {
+        "resourceType": "Questionnaire",
+        "url": "http://example.org/fhir/ipt/Questionnaire/example",
+        "version": "1.0.0",
+        "status": "draft",
+        "item": [{"linkId": "mood", "text": "How was your mood this week?", "type": "text"}],
+    },
+    "QuestionnaireResponse": {
+        "resourceType": "QuestionnaireResponse",
+        "status": "in-progress",
+        "item": [{"linkId": "mood", "answer": [{"valueString": "Better than last week"}]}],
+    },
+    "PlanDefinition": {"resourceType": "PlanDefinition", "status": "draft", "title": "IPT for depression"},
+    "ActivityDefinition": {"resourceType": "ActivityDefinition", "status": "draft", "title": "IPT session"},
+    "CodeSystem": {
+        "resourceType": "CodeSystem",
+        "url": "http://example.org/fhir/ipt/CodeSystem/example",
+        "status": "draft",
+        "content": "complete",
+        "concept": [{"code": "a", "display": "A"}],
+    },
+    "ValueSet": {"resourceType": "ValueSet", "url": "http://example.org/fhir/ipt/ValueSet/example", "status": "draft"},
+}

@@ -1,0 +1,1 @@
+"""One FHIR interaction per module; each owns its database transaction."""

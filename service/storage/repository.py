@@ -1,0 +1,361 @@
+"""The only code that reads and writes resources in SQL.
+
+Every method runs on a connection whose transaction the caller (an interaction) owns. Content travels as
+JSON text both ways: writes bind the orjson bytes the service produced, reads return PostgreSQL's text of
+the `jsonb` value, so no resource is parsed into a model on its way out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from sqlalchemy import Text, and_, bindparam, cast, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.errors import Issue, PreconditionFailed
+from service.fhir.registry import patient_compartment
+from service.storage.indexing import delete_indexes, write_indexes
+from service.storage.tables import resource_versions, resources
+
+Method = Literal["POST", "PUT", "DELETE"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """One version of a resource as stored; `content` is its JSON text (None once deleted)."""
+
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    deleted: bool
+    content: bytes | None
+    created: bool = False
+    changed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    seq: int
+    method: Method
+    version: StoredVersion
+
+
+_CONTENT_TEXT = cast(resources.c.content, Text)
+_VERSION_CONTENT_TEXT = cast(resource_versions.c.content, Text)
+_SERVER_META = ("versionId", "lastUpdated")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _stamp(
+    content: dict[str, Any], resource_id: str, version_id: int, at: datetime
+) -> tuple[dict[str, Any], bytes]:
+    meta = dict(content.get("meta") or {})
+    meta["versionId"] = str(version_id)
+    meta["lastUpdated"] = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    # resourceType first: readers of raw JSON expect it there.
+    stamped = {"resourceType": content["resourceType"], "id": resource_id, "meta": meta}
+    stamped.update((k, v) for k, v in content.items() if k not in stamped)
+    stamped["meta"] = meta
+    stamped["id"] = resource_id
+    return stamped, orjson.dumps(stamped)
+
+
+def _same_content(stored_text: str | None, incoming: dict[str, Any]) -> bool:
+    if stored_text is None:
+        return False
+    stored = orjson.loads(stored_text)
+    return _comparable(stored) == _comparable(incoming)
+
+
+def _comparable(content: dict[str, Any]) -> dict[str, Any]:
+    result = {k: v for k, v in content.items() if k not in ("id", "meta")}
+    meta = {k: v for k, v in (content.get("meta") or {}).items() if k not in _SERVER_META}
+    if meta:
+        result["meta"] = meta
+    return result
+
+
+def _version(row: Any, *, content: str | None) -> StoredVersion:
+    return StoredVersion(
+        resource_type=row.resource_type,
+        id=row.id,
+        version_id=row.version_id,
+        last_updated=row.last_updated,
+        deleted=row.deleted,
+        content=content.encode() if content is not None else None,
+    )
+
+
+class ResourceRepository:
+    """Reads and writes resources, their history and their search indexes on one connection."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def read(self, resource_type: str, resource_id: str) -> StoredVersion | None:
+        """The current version, deleted or not; `None` when the resource never existed."""
+        statement = select(
+            resources.c.resource_type,
+            resources.c.id,
+            resources.c.version_id,
+            resources.c.last_updated,
+            resources.c.deleted,
+            _CONTENT_TEXT.label("content"),
+        ).where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
+        row = (await self.connection.execute(statement)).first()
+        return _version(row, content=row.content) if row else None
+
+    async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredVersion | None:
+        statement = select(
+            resource_versions.c.resource_type,
+            resource_versions.c.id,
+            resource_versions.c.version_id,
+            resource_versions.c.last_updated,
+            resource_versions.c.deleted,
+            _VERSION_CONTENT_TEXT.label("content"),
+        ).where(
+            resource_versions.c.resource_type == resource_type,
+            resource_versions.c.id == resource_id,
+            resource_versions.c.version_id == version_id,
+        )
+        row = (await self.connection.execute(statement)).first()
+        return _version(row, content=row.content) if row else None
+
+    async def create(
+        self, resource_type: str, content: dict[str, Any], *, resource_id: str | None = None
+    ) -> StoredVersion:
+        """Insert version 1 of a new resource under a fresh UUID (or `resource_id`)."""
+        resource_id = resource_id or new_id()
+        now = datetime.now(UTC)
+        stamped, body = _stamp(content, resource_id, 1, now)
+        patient_id = patient_compartment(resource_type, resource_id, content)
+        await self.connection.execute(
+            insert(resources).values(
+                resource_type=resource_type,
+                id=resource_id,
+                version_id=1,
+                last_updated=now,
+                deleted=False,
+                patient_id=patient_id,
+                content=cast(literal(body.decode(), Text), JSONB),
+            )
+        )
+        await self._append_version(resource_type, resource_id, 1, now, "POST", patient_id, body)
+        await write_indexes(
+            self.connection, resource_type=resource_type, resource_id=resource_id, content=stamped
+        )
+        return StoredVersion(resource_type, resource_id, 1, now, False, body, created=True)
+
+    async def update(
+        self,
+        resource_type: str,
+        resource_id: str,
+        content: dict[str, Any],
+        *,
+        if_match: int | None = None,
+    ) -> StoredVersion:
+        """Write a new version, or create the resource under `resource_id` if it does not exist.
+
+        The current row is locked first, so concurrent writers of one resource queue up and each sees the
+        version written before it: versions stay 1..n with no gap, and a stale `if_match` fails.
+        """
+        current = await self._lock_current(resource_type, resource_id)
+        if current is None:
+            if if_match is not None:
+                raise PreconditionFailed(
+                    Issue(f"{resource_type}/{resource_id} does not exist, so If-Match cannot match")
+                )
+            created = await self._insert_if_absent(resource_type, resource_id, content)
+            if created is not None:
+                return created
+            # Another transaction created it between our lock attempt and insert: queue behind it.
+            current = await self._lock_current(resource_type, resource_id)
+            assert current is not None
+        if if_match is not None and if_match != current.version_id:
+            raise PreconditionFailed(
+                Issue(
+                    f"If-Match names version {if_match} but the current version of "
+                    f"{resource_type}/{resource_id} is {current.version_id}",
+                    expression="If-Match",
+                )
+            )
+        if not current.deleted and _same_content(current.content, content):
+            return StoredVersion(
+                resource_type,
+                resource_id,
+                current.version_id,
+                current.last_updated,
+                False,
+                current.content.encode() if current.content else None,
+                changed=False,
+            )
+        version_id = current.version_id + 1
+        now = datetime.now(UTC)
+        stamped, body = _stamp(content, resource_id, version_id, now)
+        patient_id = patient_compartment(resource_type, resource_id, content)
+        await self.connection.execute(
+            update(resources)
+            .where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
+            .values(
+                version_id=version_id,
+                last_updated=now,
+                deleted=False,
+                patient_id=patient_id,
+                content=cast(literal(body.decode(), Text), JSONB),
+            )
+        )
+        await self._append_version(resource_type, resource_id, version_id, now, "PUT", patient_id, body)
+        await write_indexes(
+            self.connection, resource_type=resource_type, resource_id=resource_id, content=stamped
+        )
+        return StoredVersion(
+            resource_type, resource_id, version_id, now, False, body, created=current.deleted
+        )
+
+    async def delete(
+        self, resource_type: str, resource_id: str, *, if_match: int | None = None
+    ) -> StoredVersion | None:
+        """Record a deletion as a new version without content; `None` if the resource never existed."""
+        current = await self._lock_current(resource_type, resource_id)
+        if current is None:
+            return None
+        if if_match is not None and if_match != current.version_id:
+            raise PreconditionFailed(
+                Issue(
+                    f"If-Match names version {if_match} but the current version is {current.version_id}",
+                    expression="If-Match",
+                )
+            )
+        if current.deleted:
+            return StoredVersion(
+                resource_type, resource_id, current.version_id, current.last_updated, True, None, changed=False
+            )
+        version_id = current.version_id + 1
+        now = datetime.now(UTC)
+        await self.connection.execute(
+            update(resources)
+            .where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
+            .values(version_id=version_id, last_updated=now, deleted=True, content=None)
+        )
+        await self._append_version(resource_type, resource_id, version_id, now, "DELETE", current.patient_id, None)
+        await delete_indexes(self.connection, resource_type=resource_type, resource_id=resource_id)
+        return StoredVersion(resource_type, resource_id, version_id, now, True, None)
+
+    async def history(
+        self,
+        *,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        since: datetime | None = None,
+        before_seq: int | None = None,
+        limit: int,
+    ) -> list[HistoryEntry]:
+        """Versions newest first, `limit` at most, older than `before_seq` (the keyset of the next page)."""
+        table = resource_versions
+        statement = select(
+            table.c.seq,
+            table.c.method,
+            table.c.resource_type,
+            table.c.id,
+            table.c.version_id,
+            table.c.last_updated,
+            table.c.deleted,
+            _VERSION_CONTENT_TEXT.label("content"),
+        )
+        conditions = []
+        if resource_type is not None:
+            conditions.append(table.c.resource_type == resource_type)
+        if resource_id is not None:
+            conditions.append(table.c.id == resource_id)
+        if since is not None:
+            conditions.append(table.c.last_updated >= since)
+        if before_seq is not None:
+            conditions.append(table.c.seq < before_seq)
+        if conditions:
+            statement = statement.where(and_(*conditions))
+        statement = statement.order_by(table.c.seq.desc()).limit(limit)
+        rows = (await self.connection.execute(statement)).all()
+        return [HistoryEntry(row.seq, row.method, _version(row, content=row.content)) for row in rows]
+
+    async def count_versions(self, resource_type: str, resource_id: str) -> int:
+        statement = (
+            select(func.count())
+            .select_from(resource_versions)
+            .where(resource_versions.c.resource_type == resource_type, resource_versions.c.id == resource_id)
+        )
+        return int((await self.connection.execute(statement)).scalar_one())
+
+    async def _lock_current(self, resource_type: str, resource_id: str) -> Any:
+        statement = (
+            select(
+                resources.c.version_id,
+                resources.c.deleted,
+                resources.c.last_updated,
+                resources.c.patient_id,
+                _CONTENT_TEXT.label("content"),
+            )
+            .where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
+            .with_for_update()
+        )
+        return (await self.connection.execute(statement)).first()
+
+    async def _insert_if_absent(
+        self, resource_type: str, resource_id: str, content: dict[str, Any]
+    ) -> StoredVersion | None:
+        now = datetime.now(UTC)
+        stamped, body = _stamp(content, resource_id, 1, now)
+        patient_id = patient_compartment(resource_type, resource_id, content)
+        statement = (
+            pg_insert(resources)
+            .values(
+                resource_type=resource_type,
+                id=resource_id,
+                version_id=1,
+                last_updated=now,
+                deleted=False,
+                patient_id=patient_id,
+                content=cast(bindparam("body", body.decode(), type_=Text), JSONB),
+            )
+            .on_conflict_do_nothing()
+            .returning(resources.c.id)
+        )
+        if (await self.connection.execute(statement)).first() is None:
+            return None
+        await self._append_version(resource_type, resource_id, 1, now, "PUT", patient_id, body)
+        await write_indexes(
+            self.connection, resource_type=resource_type, resource_id=resource_id, content=stamped
+        )
+        return StoredVersion(resource_type, resource_id, 1, now, False, body, created=True)
+
+    async def _append_version(
+        self,
+        resource_type: str,
+        resource_id: str,
+        version_id: int,
+        at: datetime,
+        method: Method,
+        patient_id: str | None,
+        body: bytes | None,
+    ) -> None:
+        await self.connection.execute(
+            insert(resource_versions).values(
+                resource_type=resource_type,
+                id=resource_id,
+                version_id=version_id,
+                last_updated=at,
+                deleted=body is None,
+                method=method,
+                patient_id=patient_id,
+                content=cast(literal(body.decode(), Text), JSONB) if body is not None else None,
+            )
+        )
