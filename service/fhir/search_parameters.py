@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
@@ -42,7 +42,8 @@ class SearchParameter:
     type: ParameterType
     expression: str
     url: str
-    targets: tuple[str, ...] = ()
+    # repr=False: QuestionnaireResponse.subject alone lists 145 target types.
+    targets: tuple[str, ...] = field(default=(), repr=False)
     bases: tuple[str, ...] = ()
 
 
