@@ -1,0 +1,227 @@
+"""The search index tables, and the rows one resource's index values become.
+
+One table per search parameter type (https://hl7.org/fhir/R4/search.html#ptypes), each row one value of
+`service.fhir.extraction`, keyed by `(resource_type, resource_id, param)`. Rows describe the current version
+of a resource only: a write deletes the resource's rows and inserts the new ones in the same transaction.
+There is no primary key: nothing addresses a single row, and a resource's rows are distinct by construction.
+`patient_id` is the resource's patient compartment, as on the resource tables, so the index tables can be
+distributed by patient together with them.
+
+- `search_token`: `system` (NULL: none), `code` (NULL: a text-only row), `text` (normalised, for `:text`).
+- `search_string`: `value` (case folded, accents stripped) for starts-with and `:contains`; `exact`.
+- `search_reference`: `target_type`, `target_id`; `url` is NULL for a reference to this server, else the
+  absolute URL or the canonical URL, with `version` for `url|version`.
+- `search_date`: the half-open range `[low, high)`; an unbounded end is stored as `-infinity`/`infinity`
+  (asyncpg encodes `datetime.min`/`datetime.max` in UTC as those, and reads them back as the naive
+  `datetime.min`/`datetime.max`), so comparisons need no NULL handling.
+- `search_uri`: `uri`. `search_number`: `value` numeric, and `system`/`code` of a Quantity's unit.
+
+The `text_pattern_ops` indexes serve starts-with (`LIKE 'abc%'`) whatever the database collation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Index, MetaData, Numeric, Table, Text
+
+from service.fhir.extraction import (
+    DateValue,
+    IndexValue,
+    NumberValue,
+    ReferenceValue,
+    StringValue,
+    TokenValue,
+    UriValue,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+NEGATIVE_INFINITY = datetime.min.replace(tzinfo=UTC)
+INFINITY = datetime.max.replace(tzinfo=UTC)
+
+
+def _key_columns() -> list[Column[Any]]:
+    return [
+        Column("resource_type", Text, nullable=False),
+        Column("resource_id", Text, nullable=False),
+        Column("param", Text, nullable=False),
+        Column("patient_id", Text, nullable=True),
+    ]
+
+
+search_token = Table(
+    "search_token",
+    metadata,
+    *_key_columns(),
+    Column("system", Text, nullable=True),
+    Column("code", Text, nullable=True),
+    Column("text", Text, nullable=True),
+)
+
+search_string = Table(
+    "search_string",
+    metadata,
+    *_key_columns(),
+    Column("value", Text, nullable=False),
+    Column("exact", Text, nullable=False),
+)
+
+search_reference = Table(
+    "search_reference",
+    metadata,
+    *_key_columns(),
+    Column("target_type", Text, nullable=True),
+    Column("target_id", Text, nullable=True),
+    Column("url", Text, nullable=True),
+    Column("version", Text, nullable=True),
+)
+
+search_date = Table(
+    "search_date",
+    metadata,
+    *_key_columns(),
+    Column("low", DateTime(timezone=True), nullable=False),
+    Column("high", DateTime(timezone=True), nullable=False),
+)
+
+search_uri = Table(
+    "search_uri",
+    metadata,
+    *_key_columns(),
+    Column("uri", Text, nullable=False),
+)
+
+search_number = Table(
+    "search_number",
+    metadata,
+    *_key_columns(),
+    Column("value", Numeric, nullable=False),
+    Column("system", Text, nullable=True),
+    Column("code", Text, nullable=True),
+)
+
+INDEX_TABLES: tuple[Table, ...] = (
+    search_token,
+    search_string,
+    search_reference,
+    search_date,
+    search_uri,
+    search_number,
+)
+
+# Replacing a resource's rows deletes by (resource_type, resource_id).
+for _table in INDEX_TABLES:
+    Index(f"ix_{_table.name}_resource", _table.c.resource_type, _table.c.resource_id)
+
+Index(
+    "ix_search_token_value",
+    search_token.c.resource_type,
+    search_token.c.param,
+    search_token.c.code,
+    search_token.c.system,
+)
+Index(
+    "ix_search_token_text",
+    search_token.c.resource_type,
+    search_token.c.param,
+    search_token.c.text,
+    postgresql_ops={"text": "text_pattern_ops"},
+)
+Index(
+    "ix_search_string_value",
+    search_string.c.resource_type,
+    search_string.c.param,
+    search_string.c.value,
+    postgresql_ops={"value": "text_pattern_ops"},
+)
+# Forward searches (subject=Patient/1) and the reverse direction (_revinclude, _has) both start from the
+# target, so one index serves them.
+Index(
+    "ix_search_reference_target",
+    search_reference.c.target_type,
+    search_reference.c.target_id,
+    search_reference.c.param,
+    search_reference.c.resource_type,
+)
+Index("ix_search_reference_url", search_reference.c.url, search_reference.c.version)
+Index(
+    "ix_search_date_range",
+    search_date.c.resource_type,
+    search_date.c.param,
+    search_date.c.low,
+    search_date.c.high,
+)
+Index(
+    "ix_search_uri_value",
+    search_uri.c.resource_type,
+    search_uri.c.param,
+    search_uri.c.uri,
+    postgresql_ops={"uri": "text_pattern_ops"},
+)
+Index("ix_search_number_value", search_number.c.resource_type, search_number.c.param, search_number.c.value)
+
+
+def table_for(value: IndexValue) -> Table:
+    """The index table a value is stored in."""
+    return _TABLES[type(value)]
+
+
+_TABLES: Mapping[type, Table] = {
+    TokenValue: search_token,
+    StringValue: search_string,
+    ReferenceValue: search_reference,
+    DateValue: search_date,
+    UriValue: search_uri,
+    NumberValue: search_number,
+}
+
+
+def index_rows(
+    resource_type: str,
+    resource_id: str,
+    values: Iterable[IndexValue],
+    *,
+    patient_id: str | None = None,
+) -> dict[Table, list[dict[str, Any]]]:
+    """The rows to insert for one resource's index values, grouped by table (tables without rows left out).
+
+    Usage:
+
+        for table, rows in index_rows("Goal", "g1", extract_index_values(content)).items():
+            await connection.execute(table.insert(), rows)
+    """
+    grouped: dict[Table, list[dict[str, Any]]] = {}
+    for value in values:
+        row: dict[str, Any] = {
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "param": value.param,
+            "patient_id": patient_id,
+        }
+        if isinstance(value, TokenValue):
+            row.update(system=value.system, code=value.code, text=value.text)
+        elif isinstance(value, StringValue):
+            row.update(value=value.value, exact=value.exact)
+        elif isinstance(value, ReferenceValue):
+            row.update(
+                target_type=value.target_type, target_id=value.target_id, url=value.url, version=value.version
+            )
+        elif isinstance(value, DateValue):
+            row.update(low=value.low or NEGATIVE_INFINITY, high=value.high or INFINITY)
+        elif isinstance(value, UriValue):
+            row.update(uri=value.uri)
+        else:
+            row.update(value=value.value, system=value.system, code=value.code)
+        grouped.setdefault(table_for(value), []).append(row)
+    return grouped
