@@ -254,9 +254,12 @@ class SortKey:
 
 @dataclass(frozen=True, slots=True)
 class Include:
-    """`_include=CarePlan:subject:Patient` (or `_revinclude`); `parameter` None is the wildcard `*`."""
+    """`_include=CarePlan:subject:Patient` (or `_revinclude`); `parameter` None is the wildcard `*`.
 
-    source_type: str
+    `source_type` is the type whose references are followed; None for `_revinclude=*` (any type).
+    """
+
+    source_type: str | None
     parameter: SearchParameter | None
     target_type: str | None = None
     iterate: bool = False
@@ -612,7 +615,7 @@ class _Parser:
 
     def _include(self, value: str, *, iterate: bool, reverse: bool) -> Include:
         if value == "*":
-            return Include(self.resource_type, None, None, iterate)
+            return Include(None if reverse else self.resource_type, None, None, iterate)
         parts = value.split(":")
         if len(parts) not in (2, 3) or not all(parts):
             raise _Malformed("expected SourceType:parameter[:TargetType] or *")

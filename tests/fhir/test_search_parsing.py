@@ -197,6 +197,12 @@ class TestReferenceValues:
             ReferenceSearch(None, None, url="http://ipt.example.org/Questionnaire/q", version="2.1"),
         )
 
+    def test_canonical_by_id_of_the_only_target_type(self) -> None:
+        # The SQL side resolves it through the Questionnaire's url.
+        assert clause("QuestionnaireResponse", "questionnaire", "q1").values == (
+            ReferenceSearch("Questionnaire", "q1"),
+        )
+
     def test_canonical_without_version(self) -> None:
         assert clause(
             "CarePlan", "instantiates-canonical", "http://ipt.example.org/PlanDefinition/ipt"
@@ -643,6 +649,11 @@ class TestInclude:
         (include,) = parse("Patient", ("_revinclude", "CarePlan:subject")).revincludes
 
         assert (include.source_type, include.parameter and include.parameter.code) == ("CarePlan", "subject")
+
+    def test_revinclude_wildcard_is_of_any_type(self) -> None:
+        (include,) = parse("Patient", ("_revinclude", "*")).revincludes
+
+        assert (include.source_type, include.parameter) == (None, None)
 
     def test_revinclude_must_point_here(self) -> None:
         rejected("Patient", "_revinclude", "CarePlan:goal")
