@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Final
 
 from mappings.codes import (
-    ACTIVITY_DEFINITION_BASE,
     CARE_TEAM_ROLE_SYSTEM,
     EXTENSION_BASE,
     LOINC,
@@ -70,7 +69,6 @@ EXT_GOAL_ACCEPTANCE: Final = "http://hl7.org/fhir/StructureDefinition/goal-accep
 
 # The IPT protocol every plan instantiates.
 IPT_PLAN_DEFINITION: Final = f"{PLAN_DEFINITION_BASE}/ipt-depression"
-IPT_SESSION_ACTIVITY_DEFINITION: Final = f"{ACTIVITY_DEFINITION_BASE}/ipt-session"
 
 # Terminology systems not in codes.py.
 GOAL_RELATIONSHIP_TYPE: Final = "http://terminology.hl7.org/CodeSystem/goal-relationship-type"
