@@ -10,6 +10,7 @@ resources that carry an id; and reading back stored resources keyed by `Type/id`
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import json
 import os
@@ -21,9 +22,24 @@ from uuid import UUID
 import pytest
 
 from mappings.careplan import MappingError, from_fhir, from_fhir_bundle, to_fhir_transaction
-from mappings.codes import V3_ACT_CODE, V3_CONFIDENTIALITY
+from mappings.codes import (
+    PHASE_SYSTEM,
+    PROBLEM_AREA_SYSTEM,
+    QUESTIONNAIRE_BASE,
+    TECHNIQUE_SYSTEM,
+    V3_ACT_CODE,
+    V3_CONFIDENTIALITY,
+)
+from mappings.content import load_content
 from mappings.domain import TreatmentPlan
-from mappings.extensions import IPT_PLAN_DEFINITION, PROJECT_EXTENSIONS
+from mappings.extensions import (
+    CARE_TEAM_ROLE_CODING,
+    IPT_PLAN_DEFINITION,
+    PHASE_DISPLAY,
+    PROBLEM_AREA_DISPLAY,
+    PROJECT_EXTENSIONS,
+    TECHNIQUE_DISPLAY,
+)
 from mappings.r4 import model_class
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +47,11 @@ SAMPLE = ROOT / "mappings" / "samples" / "sample_plan.json"
 GOLDEN_BUNDLE = ROOT / "mappings" / "samples" / "sample_plan.bundle.json"
 PEOPLE = {"Patient", "Practitioner", "RelatedPerson"}
 CLINICAL = {"CarePlan", "Goal", "Condition", "CareTeam"}
+
+
+@functools.cache
+def _content() -> list[dict[str, Any]]:
+    return load_content()
 
 
 def sample_plan() -> TreatmentPlan:
@@ -311,3 +332,44 @@ class TestFromFhirErrors:
     def test_not_a_careplan(self) -> None:
         with pytest.raises(MappingError, match="expected CarePlan"):
             from_fhir({"resourceType": "Goal"}, {})
+
+
+class TestAgreesWithTheContent:
+    """The codes the plan writes are the ones the published IPT content defines."""
+
+    @pytest.fixture
+    def content(self) -> list[dict[str, Any]]:
+        return _content()
+
+    def concepts(self, content: list[dict[str, Any]], url: str) -> dict[str, str]:
+        code_system = next(r for r in content if r["resourceType"] == "CodeSystem" and r["url"] == url)
+        return {c["code"]: c["display"] for c in code_system["concept"]}
+
+    @pytest.mark.parametrize(
+        ("url", "ours"),
+        [
+            (PROBLEM_AREA_SYSTEM, PROBLEM_AREA_DISPLAY),
+            (PHASE_SYSTEM, PHASE_DISPLAY),
+            (TECHNIQUE_SYSTEM, TECHNIQUE_DISPLAY),
+        ],
+        ids=["problem-area", "phase", "technique"],
+    )
+    def test_code_systems(self, content: list[dict[str, Any]], url: str, ours: dict[str, str]) -> None:
+        assert self.concepts(content, url) == ours
+
+    def test_supervisor_role(self, content: list[dict[str, Any]]) -> None:
+        supervisor = CARE_TEAM_ROLE_CODING["supervisor"]
+        assert supervisor["code"] in self.concepts(content, supervisor["system"])
+
+    def test_plan_definition_and_sample_worksheets_exist(self, content: list[dict[str, Any]]) -> None:
+        urls = {r.get("url") for r in content}
+        assert IPT_PLAN_DEFINITION in urls
+        worksheets = {
+            worksheet
+            for phase in sample_plan().phases
+            for block in phase.blocks
+            for activity in block.activities
+            for worksheet in activity.worksheets
+        }
+        assert worksheets
+        assert {f"{QUESTIONNAIRE_BASE}/{w}" for w in worksheets} <= urls
