@@ -259,7 +259,7 @@ def _parse_enable_when(link_id: str, data: Mapping[str, Any], seen: Mapping[str,
             raise ValueError(f"item {link_id}: {raw!r} is not an answer option of {question}")
         answer = matches[0]
     elif _comparable(target.type, raw):
-        answer = raw
+        answer = cast(AnswerValue, raw)
     else:
         raise ValueError(f"item {link_id}: cannot compare {question} ({target.type}) with {raw!r}")
     return EnableWhen(question, cast(Operator, operator), answer)

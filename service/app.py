@@ -8,14 +8,13 @@ from importlib.metadata import version
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
 from service.api import handlers
 from service.api.negotiation import check_response_format
 from service.api.openapi_docs import component_schemas
-from service.api.responses import json_response
 from service.api.routes import metadata, resources
 from service.config import Settings, get_settings
 from service.storage.db import create_engine, ensure_schema_at_head, start_embedded_postgres, upgrade_to_head
@@ -72,16 +71,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return RedirectResponse("/docs")
 
     @app.get("/health", tags=["System"], summary="Liveness and database reachability", operation_id="health")
-    async def health(request: Request) -> Any:
+    async def health(request: Request) -> JSONResponse:
         async with request.app.state.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
-        return json_response({"status": "ok"})
+        return JSONResponse({"status": "ok"})
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             from fastapi.openapi.utils import get_openapi
 
-            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
             schema.setdefault("components", {}).setdefault("schemas", {}).update(component_schemas())
             app.openapi_schema = schema
         return app.openapi_schema

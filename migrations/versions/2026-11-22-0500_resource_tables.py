@@ -30,9 +30,7 @@ def upgrade() -> None:
         sa.Column("content", postgresql.JSONB(), nullable=True),
         sa.PrimaryKeyConstraint("resource_type", "id", name="pk_resources"),
     )
-    op.create_index(
-        "ix_resources_type_last_updated", "resources", ["resource_type", "last_updated", "id"]
-    )
+    op.create_index("ix_resources_type_last_updated", "resources", ["resource_type", "last_updated", "id"])
     op.create_table(
         "resource_versions",
         sa.Column("seq", sa.BigInteger(), sa.Identity(always=True), nullable=False),

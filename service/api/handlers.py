@@ -38,7 +38,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
         message = f"{request.method} is not supported on {request.url.path}"
     else:
         message = str(exc.detail)
-    outcome = operation_outcome([Issue(message)], default_code=_HTTP_ISSUE_CODES.get(exc.status_code, "processing"))
+    outcome = operation_outcome(
+        [Issue(message)], default_code=_HTTP_ISSUE_CODES.get(exc.status_code, "processing")
+    )
     return json_response(outcome, status_code=exc.status_code, headers=dict(exc.headers or {}))
 
 

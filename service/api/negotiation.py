@@ -46,7 +46,9 @@ def check_response_format(
     if format_ is not None:
         if format_.strip().lower() not in _FORMAT_ALIASES:
             raise NotAcceptable(
-                Issue(f"_format={format_!r} is not served; this server answers JSON only", expression="_format")
+                Issue(
+                    f"_format={format_!r} is not served; this server answers JSON only", expression="_format"
+                )
             )
         return
     accept = request.headers.get("accept")

@@ -47,12 +47,20 @@ def resource_response(name: str, status: int, description: str) -> dict[int | st
 
 
 def bundle_response(bundle_type: str) -> dict[int | str, Any]:
-    return {200: {"description": f"A Bundle of type {bundle_type}", "content": {FHIR_JSON: {"schema": _ref("Bundle")}}}}
+    return {
+        200: {
+            "description": f"A Bundle of type {bundle_type}",
+            "content": {FHIR_JSON: {"schema": _ref("Bundle")}},
+        }
+    }
 
 
 def error_responses(*statuses: int) -> dict[int | str, Any]:
     return {
-        status: {"description": _ERROR_TEXT[status], "content": {FHIR_JSON: {"schema": _ref("OperationOutcome")}}}
+        status: {
+            "description": _ERROR_TEXT[status],
+            "content": {FHIR_JSON: {"schema": _ref("OperationOutcome")}},
+        }
         for status in statuses
     }
 

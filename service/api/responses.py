@@ -17,7 +17,9 @@ class FhirResponse(Response):
     media_type = FHIR_JSON
 
 
-def json_response(body: bytes | dict[str, Any], *, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    body: bytes | dict[str, Any], *, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     content = body if isinstance(body, bytes) else orjson.dumps(body)
     return FhirResponse(content=content, status_code=status_code, headers=headers)
 
@@ -38,9 +40,7 @@ def return_preference(prefer: str | None) -> ReturnPreference:
 def version_headers(version: StoredVersion, *, base_url: str, location: bool = False) -> dict[str, str]:
     headers = {"ETag": f'W/"{version.version_id}"', "Last-Modified": http_date(version.last_updated)}
     if location:
-        headers["Location"] = (
-            f"{base_url}/{version.resource_type}/{version.id}/_history/{version.version_id}"
-        )
+        headers["Location"] = f"{base_url}/{version.resource_type}/{version.id}/_history/{version.version_id}"
     return headers
 
 

@@ -23,14 +23,75 @@ class _Field:
     allowed: frozenset[str] | None
 
 
-# Codes whose required ValueSet the models do not carry.
+_OBSERVATION_STATUS = frozenset(
+    {"registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"}
+)
+
+# Codes whose required ValueSet the models do not carry, or carry cut short (ending in "+" or "etc."): the
+# complete R4 lists. A cut-short list with no entry here is not checked rather than checked wrongly.
 _EXTRA_BINDINGS: dict[tuple[str, str], frozenset[str]] = {
+    ("QuestionnaireItem", "type"): frozenset(
+        {
+            "group",
+            "display",
+            "boolean",
+            "decimal",
+            "integer",
+            "date",
+            "dateTime",
+            "time",
+            "string",
+            "text",
+            "url",
+            "choice",
+            "open-choice",
+            "attachment",
+            "reference",
+            "quantity",
+        }
+    ),
+    ("Observation", "status"): _OBSERVATION_STATUS,
+    ("RiskAssessment", "status"): _OBSERVATION_STATUS,
+    ("DetectedIssue", "status"): _OBSERVATION_STATUS,
+    ("DiagnosticReport", "status"): _OBSERVATION_STATUS | {"partial", "appended"},
+    ("Task", "status"): frozenset(
+        {
+            "draft",
+            "requested",
+            "received",
+            "accepted",
+            "rejected",
+            "ready",
+            "cancelled",
+            "in-progress",
+            "on-hold",
+            "failed",
+            "completed",
+            "entered-in-error",
+        }
+    ),
+    ("Encounter", "status"): frozenset(
+        {
+            "planned",
+            "arrived",
+            "triaged",
+            "in-progress",
+            "onleave",
+            "finished",
+            "cancelled",
+            "entered-in-error",
+            "unknown",
+        }
+    ),
     ("Quantity", "comparator"): frozenset({"<", "<=", ">=", ">"}),
     ("Age", "comparator"): frozenset({"<", "<=", ">=", ">"}),
     ("Duration", "comparator"): frozenset({"<", "<=", ">=", ">"}),
     ("Count", "comparator"): frozenset({"<", "<=", ">=", ">"}),
     ("Distance", "comparator"): frozenset({"<", "<=", ">=", ">"}),
 }
+
+
+_TRUNCATION_MARKS = frozenset({"+", "etc.", "etc", "..."})
 
 
 @cache
@@ -43,7 +104,9 @@ def _fields(model: type[BaseModel]) -> tuple[_Field, ...]:
         enum_values = extra.get("enum_values")
         allowed = frozenset(str(v) for v in enum_values) if isinstance(enum_values, list) else None
         wire_name = info.alias or attribute
-        allowed = allowed or _EXTRA_BINDINGS.get((model.__name__, wire_name))
+        if allowed is not None and allowed & _TRUNCATION_MARKS:
+            allowed = None
+        allowed = _EXTRA_BINDINGS.get((model.__name__, wire_name), allowed)
         fields.append(_Field(attribute, wire_name, allowed))
     return tuple(fields)
 

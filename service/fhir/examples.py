@@ -77,5 +77,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "content": "complete",
         "concept": [{"code": "a", "display": "A"}],
     },
-    "ValueSet": {"resourceType": "ValueSet", "url": "http://example.org/fhir/ipt/ValueSet/example", "status": "draft"},
+    "ValueSet": {
+        "resourceType": "ValueSet",
+        "url": "http://example.org/fhir/ipt/ValueSet/example",
+        "status": "draft",
+    },
 }

@@ -1,4 +1,4 @@
-"""The served resource types: the one table that drives routes, storage, the CapabilityStatement and OpenAPI."""
+"""The served resource types: one table drives the routes, storage, the CapabilityStatement and OpenAPI."""
 
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ RESOURCE_DEFINITIONS: tuple[ResourceDefinition, ...] = (
         "RelatedPerson", "administrative", "A family member or support person.", compartment=("patient",)
     ),
     ResourceDefinition("CareTeam", "clinical", "The people caring for the client.", compartment=("subject",)),
-    ResourceDefinition("Condition", "clinical", "The diagnosis the plan addresses.", compartment=("subject",)),
+    ResourceDefinition(
+        "Condition", "clinical", "The diagnosis the plan addresses.", compartment=("subject",)
+    ),
     ResourceDefinition("Goal", "clinical", "A treatment goal or objective.", compartment=("subject",)),
     ResourceDefinition("CarePlan", "clinical", "An IPT treatment plan.", compartment=("subject",)),
     ResourceDefinition("Questionnaire", "content", "An IPT worksheet or a measure such as the PHQ-9."),

@@ -53,7 +53,10 @@ async def history(
     params: dict[str, str] = {"_count": str(query.count)}
     if query.since is not None:
         params["_since"] = instant(query.since)
-    links = [Link("self", _url(base_url, path, params, query.cursor)), Link("first", _url(base_url, path, params))]
+    links = [
+        Link("self", _url(base_url, path, params, query.cursor)),
+        Link("first", _url(base_url, path, params)),
+    ]
     if more:
         links.append(Link("next", _url(base_url, path, params, page[-1].seq)))
     return BundleDocument(

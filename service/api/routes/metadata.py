@@ -19,7 +19,10 @@ _STARTED = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"
     tags=["System"],
     summary="The CapabilityStatement: what this server implements",
     operation_id="capabilities",
-    responses={**resource_response("CapabilityStatement", 200, "The CapabilityStatement"), **error_responses(406)},
+    responses={
+        **resource_response("CapabilityStatement", 200, "The CapabilityStatement"),
+        **error_responses(406),
+    },
     response_class=Response,
 )
 async def metadata(base_url: BaseUrl) -> Response:

@@ -55,7 +55,9 @@ def parse_if_match(value: str | None) -> int | None:
         return None
     match = _ETAG.match(value)
     if match is None:
-        raise BadRequest(Issue(f'If-Match must be an ETag such as W/"3", not {value!r}', expression="If-Match"))
+        raise BadRequest(
+            Issue(f'If-Match must be an ETag such as W/"3", not {value!r}', expression="If-Match")
+        )
     return int(match.group(1))
 
 
@@ -70,7 +72,9 @@ async def read_body(request: Request, limit: int) -> dict[str, Any]:
     return parse_json(body)
 
 
-def history_query(settings: Any, count: int | None, since: datetime | None, cursor: int | None) -> HistoryQuery:
+def history_query(
+    settings: Any, count: int | None, since: datetime | None, cursor: int | None
+) -> HistoryQuery:
     if since is not None and since.tzinfo is None:
         raise BadRequest(Issue("_since must be an instant with a time zone", expression="_since"))
     size = min(count or settings.default_page_size, settings.max_page_size)
@@ -90,7 +94,11 @@ def add_resource_routes(router: APIRouter, spec: ResourceDefinition) -> None:
         response_class=Response,
     )
     async def history_type(
-        engine: Engine, settings: SettingsDep, base_url: BaseUrl, count: Count = None, since: Since = None,
+        engine: Engine,
+        settings: SettingsDep,
+        base_url: BaseUrl,
+        count: Count = None,
+        since: Since = None,
         cursor: Cursor = None,
     ) -> Response:
         query = history_query(settings, count, since, cursor)
@@ -100,7 +108,7 @@ def add_resource_routes(router: APIRouter, spec: ResourceDefinition) -> None:
         f"/{name}",
         tags=tags,
         summary=f"Create a {name}",
-        description="The server assigns the id; any `id`, `meta.versionId` or `meta.lastUpdated` sent is ignored.",
+        description="The server assigns the id; a sent `id`, `versionId` or `lastUpdated` is ignored.",
         operation_id=f"create_{name}",
         status_code=201,
         openapi_extra=resource_request_body(name),
@@ -121,7 +129,10 @@ def add_resource_routes(router: APIRouter, spec: ResourceDefinition) -> None:
         tags=tags,
         summary=f"Read a {name}",
         operation_id=f"read_{name}",
-        responses={**resource_response(name, 200, "The current version"), **error_responses(400, 404, 406, 410)},
+        responses={
+            **resource_response(name, 200, "The current version"),
+            **error_responses(400, 404, 406, 410),
+        },
         response_class=Response,
     )
     async def read(resource_id: ResourceId, engine: Engine, base_url: BaseUrl) -> Response:
@@ -133,7 +144,7 @@ def add_resource_routes(router: APIRouter, spec: ResourceDefinition) -> None:
         f"/{name}/{{resource_id}}",
         tags=tags,
         summary=f"Update (or create with this id) a {name}",
-        description="The body's `id` must equal the id in the URL. With `If-Match`, a stale version gets 412.",
+        description="The body's `id` must equal the URL's. With `If-Match`, a stale version gets 412.",
         operation_id=f"update_{name}",
         openapi_extra=resource_request_body(name),
         responses={
@@ -157,11 +168,18 @@ def add_resource_routes(router: APIRouter, spec: ResourceDefinition) -> None:
         body_id = content.get("id")
         if body_id is None:
             raise InvalidResource(
-                Issue("an update must carry the resource's id in the body", expression=f"{name}.id", code="required")
+                Issue(
+                    "an update must carry the resource's id in the body",
+                    expression=f"{name}.id",
+                    code="required",
+                )
             )
         if body_id != resource_id:
             raise InvalidResource(
-                Issue(f"the body's id {body_id!r} differs from the URL's {resource_id!r}", expression=f"{name}.id")
+                Issue(
+                    f"the body's id {body_id!r} differs from the URL's {resource_id!r}",
+                    expression=f"{name}.id",
+                )
             )
         stored = await update_resource(engine, name, resource_id, content, if_match=version)
         return write_response(
@@ -194,7 +212,9 @@ def add_resource_routes(router: APIRouter, spec: ResourceDefinition) -> None:
         headers = {"ETag": f'W/"{deleted.version_id}"'}
         if return_preference(prefer) == "OperationOutcome":
             message = f"deleted {name}/{resource_id}" + ("" if deleted.changed else " (it already was)")
-            outcome = operation_outcome([Issue(message, severity="information")], default_code="informational")
+            outcome = operation_outcome(
+                [Issue(message, severity="information")], default_code="informational"
+            )
             return json_response(outcome, headers=headers)
         return Response(status_code=204, headers=headers)
 
@@ -251,7 +271,11 @@ def build_router() -> APIRouter:
         response_class=Response,
     )
     async def history_system(
-        engine: Engine, settings: SettingsDep, base_url: BaseUrl, count: Count = None, since: Since = None,
+        engine: Engine,
+        settings: SettingsDep,
+        base_url: BaseUrl,
+        count: Count = None,
+        since: Since = None,
         cursor: Cursor = None,
     ) -> Response:
         query = history_query(settings, count, since, cursor)

@@ -1,0 +1,1 @@
+"""FHIR operations ($validate, $populate, $extract, $apply …), one module each."""

@@ -1,0 +1,105 @@
+"""Test fixtures: a real PostgreSQL for every test that touches storage.
+
+With `DATABASE_URL` set, the tests create their databases on that server; otherwise they start the embedded
+PostgreSQL under `.data/test`. Each xdist worker gets its own database, migrated once with Alembic; tables
+are emptied before each test, so every test starts from a clean, real schema.
+"""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.app import create_app
+from service.config import Settings
+from service.storage.db import async_url, start_embedded_postgres, upgrade_to_head
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_DATA_DIR = ROOT / ".data" / "test"
+
+
+def _server_url() -> str:
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        return configured
+    return start_embedded_postgres(TEST_DATA_DIR, database="postgres")
+
+
+def _with_database(url: str, database: str) -> str:
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _recreate(server_url: str, database: str) -> None:
+    connection = await asyncpg.connect(_asyncpg_dsn(server_url))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def worker_database_url(worker_id: str) -> str:
+    server = _server_url()
+    database = f"ipt_fhir_test_{worker_id}"
+    asyncio.run(_recreate(server, database))
+    url = _with_database(server, database)
+    upgrade_to_head(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(worker_database_url: str) -> Settings:
+    return Settings(database_url=worker_database_url, max_page_size=500)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+def engine(app: FastAPI) -> AsyncEngine:
+    engine: AsyncEngine = app.state.engine
+    return engine
+
+
+async def _empty_tables(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        names = (
+            await connection.execute(
+                text(
+                    "SELECT tablename FROM pg_tables"
+                    " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                )
+            )
+        ).scalars()
+        tables = ", ".join(f'"{name}"' for name in names)
+        if tables:
+            await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY"))
+
+
+@pytest.fixture
+async def client(app: FastAPI, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    await _empty_tables(engine)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+def asyncpg_url(worker_database_url: str) -> str:
+    return async_url(worker_database_url)
