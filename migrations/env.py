@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import service.storage.indexing.rows  # noqa: F401  (registers the index tables on the metadata)
 from service.storage.db import async_url
 from service.storage.tables import metadata
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from service.errors import Issue, PreconditionFailed
 from service.fhir.registry import patient_compartment
 from service.storage.indexing import delete_indexes, write_indexes
+from service.storage.indexing.rows import search_token, search_uri
 from service.storage.tables import resource_versions, resources
 
 Method = Literal["POST", "PUT", "DELETE"]
@@ -83,6 +84,12 @@ def _comparable(content: dict[str, Any]) -> dict[str, Any]:
     if meta:
         result["meta"] = meta
     return result
+
+
+def _version_key(version: object) -> tuple[tuple[int, int | str], ...]:
+    """Orders business versions: numeric parts numerically (1.10.0 after 1.9.0), others as text."""
+    parts = str(version or "").replace("-", ".").split(".")
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in parts)
 
 
 def _version(row: Any, *, content: str | None) -> StoredVersion:
@@ -152,7 +159,12 @@ class ResourceRepository:
         )
         await self._append_version(resource_type, resource_id, 1, now, "POST", patient_id, body)
         await write_indexes(
-            self.connection, resource_type=resource_type, resource_id=resource_id, content=stamped
+            self.connection,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            content=stamped,
+            patient_id=patient_id,
+            replace=False,
         )
         return StoredVersion(resource_type, resource_id, 1, now, False, body, created=True)
 
@@ -216,7 +228,11 @@ class ResourceRepository:
         )
         await self._append_version(resource_type, resource_id, version_id, now, "PUT", patient_id, body)
         await write_indexes(
-            self.connection, resource_type=resource_type, resource_id=resource_id, content=stamped
+            self.connection,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            content=stamped,
+            patient_id=patient_id,
         )
         return StoredVersion(
             resource_type, resource_id, version_id, now, False, body, created=current.deleted
@@ -295,6 +311,51 @@ class ResourceRepository:
         rows = (await self.connection.execute(statement)).all()
         return [HistoryEntry(row.seq, row.method, _version(row, content=row.content)) for row in rows]
 
+    async def find_by_canonical(self, resource_type: str, canonical: str) -> StoredVersion | None:
+        """The resource whose `url` (and `version`, given as `url|version`) match; without a version, the
+        highest one (https://hl7.org/fhir/R4/references.html#canonical)."""
+        url, _, version = canonical.partition("|")
+        url_rows = search_uri.alias("url_rows")
+        statement = (
+            select(
+                resources.c.resource_type,
+                resources.c.id,
+                resources.c.version_id,
+                resources.c.last_updated,
+                resources.c.deleted,
+                _CONTENT_TEXT.label("content"),
+            )
+            .join(
+                url_rows,
+                and_(
+                    url_rows.c.resource_type == resources.c.resource_type,
+                    url_rows.c.resource_id == resources.c.id,
+                ),
+            )
+            .where(
+                url_rows.c.resource_type == resource_type,
+                url_rows.c.param == "url",
+                url_rows.c.uri == url,
+                resources.c.deleted.is_(False),
+            )
+        )
+        if version:
+            version_rows = search_token.alias("version_rows")
+            statement = statement.join(
+                version_rows,
+                and_(
+                    version_rows.c.resource_type == resources.c.resource_type,
+                    version_rows.c.resource_id == resources.c.id,
+                    version_rows.c.param == "version",
+                    version_rows.c.code == version,
+                ),
+            )
+        rows = (await self.connection.execute(statement)).all()
+        if not rows:
+            return None
+        best = max(rows, key=lambda row: _version_key(orjson.loads(row.content).get("version")))
+        return _version(best, content=best.content)
+
     async def count_versions(self, resource_type: str, resource_id: str) -> int:
         statement = (
             select(func.count())
@@ -341,7 +402,12 @@ class ResourceRepository:
             return None
         await self._append_version(resource_type, resource_id, 1, now, "PUT", patient_id, body)
         await write_indexes(
-            self.connection, resource_type=resource_type, resource_id=resource_id, content=stamped
+            self.connection,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            content=stamped,
+            patient_id=patient_id,
+            replace=False,
         )
         return StoredVersion(resource_type, resource_id, 1, now, False, body, created=True)
 

@@ -29,3 +29,25 @@ class TestSchemaVersion:
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()
+
+
+class TestMigrationsMatchTables:
+    async def test_no_difference_between_migrations_and_table_definitions(
+        self, worker_database_url: str
+    ) -> None:
+        from alembic.autogenerate import compare_metadata
+        from alembic.runtime.migration import MigrationContext
+        from sqlalchemy import Connection
+
+        import service.storage.indexing.rows  # noqa: F401  (registers the index tables)
+        from service.storage.tables import metadata
+
+        def differences(connection: Connection) -> list[object]:
+            return list(compare_metadata(MigrationContext.configure(connection), metadata))
+
+        engine = create_engine(worker_database_url, pool_size=1)
+        try:
+            async with engine.connect() as connection:
+                assert await connection.run_sync(differences) == []
+        finally:
+            await engine.dispose()

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, MetaData, Numeric, Table, Text
+from sqlalchemy import Column, DateTime, Index, Numeric, Table, Text
 
 from service.fhir.extraction import (
     DateValue,
@@ -36,16 +36,8 @@ from service.fhir.extraction import (
     TokenValue,
     UriValue,
 )
+from service.storage.tables import metadata
 
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
 
 NEGATIVE_INFINITY = datetime.min.replace(tzinfo=UTC)
 INFINITY = datetime.max.replace(tzinfo=UTC)
