@@ -38,7 +38,6 @@ from service.fhir.extraction import (
 )
 from service.storage.tables import metadata
 
-
 NEGATIVE_INFINITY = datetime.min.replace(tzinfo=UTC)
 INFINITY = datetime.max.replace(tzinfo=UTC)
 
