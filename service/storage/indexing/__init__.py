@@ -40,6 +40,6 @@ async def delete_indexes(connection: AsyncConnection, *, resource_type: str, res
         .cte(f"deleted_{table.name}")
         for table in INDEX_TABLES
     ]
-    # Data-modifying CTEs run whether or not the outer query reads them; selecting from each keeps it explicit.
+    # Data-modifying CTEs run whether or not the outer query reads their rows.
     statement = union_all(*(select(cte.c[0]) for cte in deletes)).limit(0)
     await connection.execute(statement)
