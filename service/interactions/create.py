@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.interactions.hooks import run_write_rules
+from service.interactions.hooks import run_after_write, run_write_rules
 from service.storage.repository import ResourceRepository, StoredVersion
 
 
@@ -16,4 +16,6 @@ async def create_resource(engine: AsyncEngine, resource_type: str, content: dict
     async with engine.begin() as connection:
         repository = ResourceRepository(connection)
         await run_write_rules(repository, resource_type, content, None)
-        return await repository.create(resource_type, content)
+        created = await repository.create(resource_type, content)
+        await run_after_write(repository, created, None)
+        return created

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.interactions.hooks import run_write_rules
+from service.interactions.hooks import run_after_write, run_write_rules
 from service.storage.repository import ResourceRepository, StoredVersion
 
 
@@ -23,4 +23,6 @@ async def update_resource(
         repository = ResourceRepository(connection)
         current = await repository.read(resource_type, resource_id)
         await run_write_rules(repository, resource_type, content, current)
-        return await repository.update(resource_type, resource_id, content, if_match=if_match)
+        written = await repository.update(resource_type, resource_id, content, if_match=if_match)
+        await run_after_write(repository, written, current)
+        return written
