@@ -17,6 +17,7 @@ from service.api.negotiation import check_response_format
 from service.api.openapi_docs import component_schemas
 from service.api.routes import metadata, operations, resources, search, system
 from service.config import Settings, get_settings
+from service.interactions.content import load_ipt_content
 from service.storage.db import create_engine, ensure_schema_at_head, start_embedded_postgres, upgrade_to_head
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(await database_url(settings), pool_size=settings.db_pool_size)
         await ensure_schema_at_head(engine)
+        if settings.load_content_on_start:
+            report = await load_ipt_content(engine)
+            log.info("IPT content: %s", report.summary())
         app.state.engine = engine
         try:
             yield

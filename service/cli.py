@@ -29,6 +29,25 @@ def migrate() -> None:
     typer.echo("database schema is up to date")
 
 
+@cli.command("load-content")
+def load_content() -> None:
+    """Load the IPT worksheets, terminology and protocol (idempotent: unchanged content writes nothing)."""
+    import asyncio
+
+    from service.interactions.content import load_ipt_content
+    from service.storage.db import create_engine, ensure_schema_at_head
+
+    async def run() -> str:
+        engine = create_engine(_database_url(), pool_size=1)
+        try:
+            await ensure_schema_at_head(engine)
+            return (await load_ipt_content(engine)).summary()
+        finally:
+            await engine.dispose()
+
+    typer.echo(f"IPT content: {asyncio.run(run())}")
+
+
 @cli.command()
 def serve(
     port: Annotated[int | None, typer.Option(help="Port (default: PORT or 8080).")] = None,
@@ -63,3 +82,7 @@ def serve(
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     default_page_size: int = Field(default=20, ge=1, description="Entries per page when _count is absent.")
     max_page_size: int = Field(default=500, ge=1, description="Largest _count honoured.")
     db_pool_size: int = Field(default=10, ge=1, description="Database connections per worker process.")
+    load_content_on_start: bool = Field(
+        default=True, description="Load the IPT worksheets, terminology and protocol when the service starts."
+    )
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest request body.")
 
 

@@ -7,7 +7,7 @@ are emptied before each test, so every test starts from a clean, real schema.
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -49,14 +49,24 @@ async def _recreate(server_url: str, database: str) -> None:
         await connection.close()
 
 
+async def _drop(server_url: str, database: str) -> None:
+    connection = await asyncpg.connect(_asyncpg_dsn(server_url))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
 @pytest.fixture(scope="session")
-def worker_database_url(worker_id: str) -> str:
+def worker_database_url(worker_id: str, testrun_uid: str) -> Iterator[str]:
+    # Unique per run and worker, so that runs side by side on one server never share a database.
     server = _server_url()
-    database = f"ipt_fhir_test_{worker_id}"
+    database = f"ipt_fhir_test_{testrun_uid[:12]}_{worker_id}"
     asyncio.run(_recreate(server, database))
     url = _with_database(server, database)
     upgrade_to_head(url)
-    return url
+    yield url
+    asyncio.run(_drop(server, database))
 
 
 @pytest.fixture(scope="session")
