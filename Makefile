@@ -20,6 +20,7 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 # Re-resolve the pinned dependency set after editing pyproject.toml.
 lock: install
 	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 --universal -q -o requirements.lock
+	$(UV) pip compile pyproject.toml --generate-hashes --python-version 3.11 --universal -q -o requirements-runtime.lock
 
 install: $(BIN)/.installed
 

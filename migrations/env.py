@@ -1,6 +1,7 @@
 """Alembic environment: runs revisions on the async engine the service itself uses."""
 
 import asyncio
+import os
 
 from alembic import context
 from sqlalchemy import Connection
@@ -14,9 +15,13 @@ config = context.config
 
 
 def _database_url() -> str:
-    url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+    url = (
+        config.attributes.get("database_url")
+        or config.get_main_option("sqlalchemy.url")
+        or os.environ.get("DATABASE_URL")
+    )
     if not url:
-        raise RuntimeError("no database URL given to the migrations")
+        raise RuntimeError("no database URL: set DATABASE_URL")
     return async_url(url)
 
 
