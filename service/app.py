@@ -15,7 +15,7 @@ from sqlalchemy import text
 from service.api import handlers
 from service.api.negotiation import check_response_format
 from service.api.openapi_docs import component_schemas
-from service.api.routes import metadata, operations, resources, search, system
+from service.api.routes import apply, ipt, metadata, operations, resources, search, system
 from service.config import Settings, get_settings
 from service.interactions.content import load_ipt_content
 from service.storage.db import create_engine, ensure_schema_at_head, start_embedded_postgres, upgrade_to_head
@@ -70,10 +70,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Operations and search come before the instance routes, whose `{resource_id}` would also match
     # `$validate` or `_search`.
     fhir.include_router(operations.router)
+    fhir.include_router(apply.router)
     fhir.include_router(search.router)
     fhir.include_router(system.router)
     fhir.include_router(resources.build_router())
     app.include_router(fhir)
+    app.include_router(ipt.router, dependencies=[Depends(check_response_format)])
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
