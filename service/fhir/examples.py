@@ -68,6 +68,32 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "status": "in-progress",
         "item": [{"linkId": "mood", "answer": [{"valueString": "Better than last week"}]}],
     },
+    "Observation": {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "survey",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [
+                {
+                    "system": "http://loinc.org",
+                    "code": "44261-6",
+                    "display": "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]",
+                }
+            ]
+        },
+        "subject": {"reference": "Patient/example"},
+        "effectiveDateTime": "2024-05-31T10:00:00Z",
+        "valueInteger": 11,
+    },
     "PlanDefinition": {"resourceType": "PlanDefinition", "status": "draft", "title": "IPT for depression"},
     "ActivityDefinition": {"resourceType": "ActivityDefinition", "status": "draft", "title": "IPT session"},
     "CodeSystem": {

@@ -55,6 +55,12 @@ RESOURCE_DEFINITIONS: tuple[ResourceDefinition, ...] = (
         "A completed or in-progress worksheet.",
         compartment=("subject", "author", "source"),
     ),
+    ResourceDefinition(
+        "Observation",
+        "clinical",
+        "A measurement such as a PHQ-9 total score, extracted from a completed response.",
+        compartment=("subject",),
+    ),
     ResourceDefinition("PlanDefinition", "content", "The IPT protocol."),
     ResourceDefinition("ActivityDefinition", "content", "An IPT session or technique."),
     ResourceDefinition("CodeSystem", "content", "IPT terminology."),
