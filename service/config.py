@@ -42,6 +42,9 @@ class Settings(BaseSettings):
         default=True, description="Load the IPT worksheets, terminology and protocol when the service starts."
     )
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest request body.")
+    max_bundle_entries: int = Field(
+        default=1000, ge=1, description="Most entries a batch or transaction Bundle may hold (413 beyond)."
+    )
 
 
 @cache

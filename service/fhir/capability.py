@@ -22,14 +22,14 @@ def capability_statement(*, base_url: str, software_version: str, date: str) -> 
                 "type": spec.name,
                 "profile": f"http://hl7.org/fhir/StructureDefinition/{spec.name}",
                 "documentation": spec.description,
-                "interaction": [{"code": code} for code in spec.interactions],
+                "interaction": [{"code": code} for code in spec.interactions] + [{"code": "patch"}],
                 "versioning": "versioned-update",
                 "readHistory": True,
                 "updateCreate": True,
-                "conditionalCreate": False,
+                "conditionalCreate": True,
                 "conditionalRead": "not-supported",
-                "conditionalUpdate": False,
-                "conditionalDelete": "not-supported",
+                "conditionalUpdate": True,
+                "conditionalDelete": "single",
             }
         )
     return {
@@ -47,7 +47,7 @@ def capability_statement(*, base_url: str, software_version: str, date: str) -> 
                 "mode": "server",
                 "documentation": "FHIR R4 REST API for Interpersonal Psychotherapy records and content.",
                 "resource": resources,
-                "interaction": [{"code": "history-system"}],
+                "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
             }
         ],
     }

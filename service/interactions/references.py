@@ -1,0 +1,141 @@
+"""Referential integrity of literal references (https://hl7.org/fhir/R4/references.html#literal).
+
+A literal reference to a type this server serves (`Patient/123`, `Patient/123/_history/2`) must name an
+existing, not deleted resource when it is written; otherwise the write is refused with 422 naming the
+element (`CarePlan.careTeam[1]`). Not checked: references to types not served here, contained `#id`
+references, absolute URLs, `urn:` references outside a transaction, logical (identifier-only) references
+and canonical references (`Questionnaire|1.0` is a `canonical`, not a `Reference`).
+
+The rule is registered for every served type (`service.interactions.hooks`), so it runs on every write
+path: create, update, conditional create/update, PATCH and each entry of a batch or transaction. Inside a
+transaction the check is deferred (`deferred_reference_checks`) until all entries are written, so a
+reference to a resource created anywhere in the same transaction counts as existing, and then runs as one
+query for the whole Bundle. The existence check locks the referenced rows `FOR KEY SHARE`; deletes lock
+`FOR UPDATE` before looking for referrers (`ResourceRepository.delete`), so the two cannot interleave into
+a dangling reference.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.errors import Issue, Unprocessable
+from service.fhir.registry import RESOURCE_DEFINITIONS, RESOURCES
+from service.interactions.hooks import register_write_rule
+from service.storage.repository import ResourceRepository, StoredVersion
+
+_LITERAL = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?")
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class LiteralReference:
+    """One `Reference.reference` to a served type, with the FHIRPath of the Reference element."""
+
+    expression: str
+    target: Key
+
+
+def literal_references(resource_type: str, content: dict[str, Any]) -> list[LiteralReference]:
+    """Every literal reference of `content` to a served type, in document order, nested ones included."""
+    return list(_walk(content, resource_type))
+
+
+def _walk(value: Any, path: str) -> Iterator[LiteralReference]:
+    if isinstance(value, dict):
+        reference = value.get("reference")
+        if isinstance(reference, str):
+            match = _LITERAL.fullmatch(reference)
+            if match is not None and match[1] in RESOURCES:
+                yield LiteralReference(path, (match[1], match[2]))
+        for key, item in value.items():
+            if key != "reference" and isinstance(item, dict | list):
+                yield from _walk(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _walk(item, f"{path}[{index}]")
+
+
+@dataclass(slots=True)
+class DeferredChecks:
+    """The references written inside a transaction, checked together by `check_deferred`."""
+
+    entry: str = ""
+    pending: list[tuple[str, str, list[LiteralReference]]] = field(default_factory=list)
+
+
+_DEFERRED: ContextVar[DeferredChecks | None] = ContextVar("deferred_reference_checks", default=None)
+
+
+@asynccontextmanager
+async def deferred_reference_checks() -> AsyncIterator[DeferredChecks]:
+    """Collect instead of check, for the writes of one transaction (in this task only)."""
+    checks = DeferredChecks()
+    token = _DEFERRED.set(checks)
+    try:
+        yield checks
+    finally:
+        _DEFERRED.reset(token)
+
+
+async def check_references(
+    repository: ResourceRepository, resource_type: str, content: dict[str, Any], current: StoredVersion | None
+) -> None:
+    """The write rule: refuse (422) a literal reference to a served resource that does not exist."""
+    own = (resource_type, content.get("id"))
+    references = [r for r in literal_references(resource_type, content) if r.target != own]
+    if not references:
+        return
+    deferred = _DEFERRED.get()
+    if deferred is not None:
+        deferred.pending.append((deferred.entry, resource_type, references))
+        return
+    found = await repository.existing(r.target for r in references)
+    _raise_missing([(resource_type, r) for r in references if r.target not in found])
+
+
+async def check_deferred(repository: ResourceRepository, checks: DeferredChecks) -> None:
+    """Check every reference collected in a transaction against its final state, in one query."""
+    wanted = {r.target for _, _, references in checks.pending for r in references}
+    if not wanted:
+        return
+    found = await repository.existing(wanted)
+    _raise_missing(
+        [
+            (f"{entry}.resource" if entry else resource_type, reference)
+            for entry, resource_type, references in checks.pending
+            for reference in references
+            if reference.target not in found
+        ],
+        rooted=True,
+    )
+
+
+def _raise_missing(missing: list[tuple[str, LiteralReference]], *, rooted: bool = False) -> None:
+    if not missing:
+        return
+    issues = []
+    for root, reference in missing:
+        kind, key = reference.target
+        expression = reference.expression
+        if rooted:
+            # `CarePlan.subject` inside entry 3 becomes `Bundle.entry[3].resource.subject`.
+            expression = root + expression[expression.index(".") :] if "." in expression else root
+        issues.append(
+            Issue(
+                f"{expression} refers to {kind}/{key}, which does not exist here (or was deleted)",
+                expression=expression,
+                code="not-found",
+            )
+        )
+    raise Unprocessable(*issues)
+
+
+for _definition in RESOURCE_DEFINITIONS:
+    register_write_rule(_definition.name, check_references)
