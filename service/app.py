@@ -8,14 +8,16 @@ from importlib.metadata import version
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
 from service.api import handlers
 from service.api.negotiation import check_response_format
-from service.api.openapi_docs import component_schemas
-from service.api.routes import apply, ipt, metadata, operations, resources, search, system
+from service.api.openapi_docs import component_schemas, document_security
+from service.api.routes import apply, ipt, metadata, operations, resources, search, system, well_known
+from service.api.security import TokenVerifier, require_fhir_access, require_ipt_access
 from service.config import Settings, get_settings
 from service.interactions.content import load_ipt_content
 from service.storage.db import create_engine, ensure_schema_at_head, start_embedded_postgres, upgrade_to_head
@@ -63,19 +65,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.token_verifier = TokenVerifier(settings)
     handlers.install(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Exist", "Prefer"],
+            expose_headers=["ETag", "Location", "Last-Modified"],
+        )
 
-    fhir = APIRouter(prefix="/fhir", dependencies=[Depends(check_response_format)])
-    fhir.include_router(metadata.router)
+    public = APIRouter(prefix="/fhir", dependencies=[Depends(check_response_format)])
+    public.include_router(metadata.router)
+    app.include_router(public)
+    app.include_router(well_known.router)
+
+    # Deny by default: every other FHIR route needs a bearer token whose scopes allow the request.
+    guarded = [Depends(require_fhir_access), Depends(check_response_format)]
+    fhir = APIRouter(prefix="/fhir", dependencies=guarded)
     # Operations and search come before the instance routes, whose `{resource_id}` would also match
     # `$validate` or `_search`.
     fhir.include_router(operations.router)
     fhir.include_router(apply.router)
     fhir.include_router(search.router)
-    fhir.include_router(system.router)
     fhir.include_router(resources.build_router())
     app.include_router(fhir)
-    app.include_router(ipt.router, dependencies=[Depends(check_response_format)])
+    # The Bundle endpoint is `[base]` itself, so it is included with the prefix rather than nested.
+    app.include_router(system.router, prefix="/fhir", dependencies=guarded)
+    app.include_router(ipt.router, dependencies=[Depends(require_ipt_access), Depends(check_response_format)])
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
@@ -95,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             schema.setdefault("components", {}).setdefault("schemas", {}).update(component_schemas())
+            document_security(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -1,4 +1,4 @@
-"""The `ipt-fhir` command: serve, migrate."""
+"""The `ipt-fhir` command: serve, migrate, reindex."""
 
 import os
 from pathlib import Path
@@ -29,6 +29,29 @@ def migrate() -> None:
     typer.echo("database schema is up to date")
 
 
+@cli.command()
+def reindex(
+    resource_type: Annotated[
+        str | None, typer.Option("--type", help="Only this resource type (default: every type).")
+    ] = None,
+) -> None:
+    """Rebuild the search indexes of every stored resource (after the search parameters changed)."""
+    import asyncio
+
+    from service.interactions.reindex import reindex as rebuild
+    from service.storage.db import create_engine, ensure_schema_at_head
+
+    async def run() -> int:
+        engine = create_engine(_database_url(), pool_size=1)
+        try:
+            await ensure_schema_at_head(engine)
+            return await rebuild(engine, resource_type=resource_type)
+        finally:
+            await engine.dispose()
+
+    typer.echo(f"reindexed {asyncio.run(run())} resources")
+
+
 @cli.command("load-content")
 def load_content() -> None:
     """Load the IPT worksheets, terminology and protocol (idempotent: unchanged content writes nothing)."""
@@ -46,6 +69,23 @@ def load_content() -> None:
             await engine.dispose()
 
     typer.echo(f"IPT content: {asyncio.run(run())}")
+
+
+@cli.command()
+def token(
+    scope: Annotated[str, typer.Option(help='SMART scopes, e.g. "patient/QuestionnaireResponse.cru".')],
+    patient: Annotated[str | None, typer.Option(help="Patient id of the launch context.")] = None,
+    sub: Annotated[str, typer.Option(help="Subject (who the token speaks for).")] = "developer",
+    expires: Annotated[str, typer.Option(help="Lifetime: 30m, 1h, 7d.")] = "1h",
+) -> None:
+    """Mint a development token, signed with the local HS256 secret."""
+    from service.api.security import mint_token
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if not expires[:-1].isdigit() or expires[-1] not in units:
+        raise typer.BadParameter("use a number and s, m, h or d, e.g. 1h", param_hint="--expires")
+    seconds = int(expires[:-1]) * units[expires[-1]]
+    typer.echo(mint_token(get_settings(), scope=scope, patient=patient, subject=sub, expires_in=seconds))
 
 
 @cli.command()
@@ -67,6 +107,7 @@ def serve(
     get_settings.cache_clear()
     bind_host, bind_port = host or settings.host, port or settings.port
     typer.echo(f"ipt-fhir on http://{bind_host}:{bind_port}  (FHIR: /fhir, docs: /docs)")
+    typer.echo('a development token: .venv/bin/ipt-fhir token --scope "system/*.cruds"')
     if not settings.database_url:
         typer.echo(f"embedded PostgreSQL data: {Path(settings.data_dir).resolve()}")
     uvicorn.run(

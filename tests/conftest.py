@@ -7,8 +7,9 @@ are emptied before each test, so every test starts from a clean, real schema.
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -17,12 +18,15 @@ from fastapi import FastAPI
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.api.security import mint_token
 from service.app import create_app
 from service.config import Settings
 from service.storage.db import async_url, start_embedded_postgres, upgrade_to_head
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA_DIR = ROOT / ".data" / "test"
+TEST_JWT_SECRET = "a-secret-for-the-test-suite-only-0123456789abcdef"
+FULL_ACCESS = "system/*.cruds"
 
 
 def _server_url() -> str:
@@ -71,7 +75,7 @@ def worker_database_url(worker_id: str, testrun_uid: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(worker_database_url: str) -> Settings:
-    return Settings(database_url=worker_database_url, max_page_size=500)
+    return Settings(database_url=worker_database_url, max_page_size=500, jwt_secret=TEST_JWT_SECRET)
 
 
 @pytest.fixture(scope="session")
@@ -103,11 +107,29 @@ async def _empty_tables(engine: AsyncEngine) -> None:
 
 
 @pytest.fixture
-async def client(app: FastAPI, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+def token(settings: Settings) -> Callable[..., str]:
+    """Mint a bearer token: `token("patient/*.rs", patient="p1")`."""
+
+    def mint(scope: str = FULL_ACCESS, **claims: Any) -> str:
+        return mint_token(settings, scope=scope, **claims)
+
+    return mint
+
+
+@pytest.fixture
+async def anonymous_client(app: FastAPI, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that sends no token; each test adds the `Authorization` it is about."""
     await _empty_tables(engine)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+
+
+@pytest.fixture
+async def client(anonymous_client: httpx.AsyncClient, token: Callable[..., str]) -> httpx.AsyncClient:
+    """A client with full system access, for the tests that are not about authorization."""
+    anonymous_client.headers["Authorization"] = f"Bearer {token()}"
+    return anonymous_client
 
 
 @pytest.fixture

@@ -139,3 +139,27 @@ def component_schemas() -> dict[str, Any]:
         },
     }
     return schemas
+
+
+_PUBLIC_PATHS = ("/fhir/metadata", "/.well-known/smart-configuration", "/health")
+
+
+def document_security(schema: dict[str, Any]) -> None:
+    """Declare the bearer scheme, and the 401/403 answers of every guarded operation."""
+    components = schema.setdefault("components", {})
+    components.setdefault("securitySchemes", {})["bearer"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A SMART on FHIR access token; its scopes decide what the request may do.",
+    }
+    for path, operations in schema.get("paths", {}).items():
+        guarded = path.startswith(("/fhir", "/ipt")) and path not in _PUBLIC_PATHS
+        for operation in operations.values():
+            if not guarded:
+                operation["security"] = []
+                continue
+            operation["security"] = [{"bearer": []}]
+            operation.setdefault("responses", {}).update(
+                {str(status): body for status, body in error_responses(401, 403).items()}
+            )

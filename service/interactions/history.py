@@ -13,7 +13,9 @@ from urllib.parse import urlencode
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import Issue, NotFound
+from service.fhir.access import compartment_restriction
 from service.fhir.bundle import BundleDocument, Entry, Link, instant
+from service.interactions.compartment import confined_type
 from service.storage.repository import HistoryEntry, ResourceRepository
 
 _STATUS = {"POST": "201 Created", "PUT": "200 OK", "DELETE": "204 No Content"}
@@ -34,6 +36,9 @@ async def history(
     resource_type: str | None = None,
     resource_id: str | None = None,
 ) -> bytes:
+    # A patient-context token sees only its patient's versions of confined types.
+    confined = resource_type is None or confined_type(resource_type)
+    patient_filter = compartment_restriction() if confined else None
     async with engine.connect() as connection:
         repository = ResourceRepository(connection)
         rows = await repository.history(
@@ -41,12 +46,13 @@ async def history(
             resource_id=resource_id,
             since=query.since,
             before_seq=query.cursor,
+            patient_id=patient_filter,
             limit=query.count + 1,
         )
         total = None
         if resource_type is not None and resource_id is not None:
             total = await repository.count_versions(resource_type, resource_id)
-            if total == 0:
+            if total == 0 or (patient_filter is not None and not rows):
                 raise NotFound(Issue(f"{resource_type}/{resource_id} is not known"))
     page, more = rows[: query.count], len(rows) > query.count
     path = "/".join(p for p in (resource_type, resource_id, "_history") if p)

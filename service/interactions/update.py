@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.interactions.compartment import ensure_visible, ensure_writable
 from service.interactions.hooks import run_after_write, run_write_rules
 from service.storage.repository import ResourceRepository, StoredVersion
 
@@ -22,6 +23,9 @@ async def update_resource(
     async with engine.begin() as connection:
         repository = ResourceRepository(connection)
         current = await repository.read(resource_type, resource_id)
+        ensure_writable(resource_type, resource_id, content)
+        if current is not None and not current.deleted:
+            ensure_visible(resource_type, resource_id, current.content)
         await run_write_rules(repository, resource_type, content, current)
         written = await repository.update(resource_type, resource_id, content, if_match=if_match)
         await run_after_write(repository, written, current)

@@ -20,6 +20,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from service.api.security import mint_token
 from service.app import create_app
 from service.config import Settings
 from service.openapi import DOCUMENT, render
@@ -64,9 +65,10 @@ class TestOpenApiDocument:
     suppress_health_check=list(hypothesis.HealthCheck),
     derandomize=True,
 )
-def test_api_conforms_to_its_contract(case: schemathesis.Case, live_server: str) -> None:
+def test_api_conforms_to_its_contract(case: schemathesis.Case, live_server: str, settings: Settings) -> None:
     case.call_and_validate(
         base_url=live_server,
+        headers={"Authorization": f"Bearer {mint_token(settings, scope='system/*.cruds')}"},
         checks=[
             not_a_server_error,
             status_code_conformance,

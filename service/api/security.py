@@ -1,0 +1,165 @@
+"""Bearer tokens: verification, the development signing key, and the dependency that guards every route.
+
+Production keys come from a JWKS (a file, or a URL whose keys are cached and re-fetched when an unknown key
+id appears, which is how rotation reaches us). Local development signs HS256 with a secret generated once
+under `DATA_DIR`; `ipt-fhir token` mints such tokens. `exp`, `nbf`, `iss` and `aud` are always checked.
+"""
+
+import json
+import secrets
+import time
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import jwt
+import orjson
+from fastapi import Request
+
+from service.config import Settings
+from service.errors import Issue, Unauthorized
+from service.fhir.access import Principal, set_access
+from service.fhir.authorization import authorize, needs_for_fhir, needs_for_ipt
+from service.fhir.scopes import parse_scopes
+
+_ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
+CHALLENGE = 'Bearer realm="ipt-fhir"'
+
+
+def development_secret(settings: Settings) -> str:
+    """The HS256 secret: configured, or generated once under DATA_DIR and kept there (mode 0600)."""
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    path = Path(settings.data_dir) / "jwt-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def mint_token(
+    settings: Settings,
+    *,
+    scope: str,
+    patient: str | None = None,
+    subject: str = "developer",
+    expires_in: int = 3600,
+    client_id: str = "ipt-fhir-cli",
+) -> str:
+    """A development token signed with the HS256 secret."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": subject,
+        "client_id": client_id,
+        "scope": scope,
+        "iat": now,
+        "nbf": now,
+        "exp": now + expires_in,
+    }
+    if patient:
+        claims["patient"] = patient
+    return jwt.encode(claims, development_secret(settings), algorithm="HS256")
+
+
+class TokenVerifier:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def _jwks_client(self) -> jwt.PyJWKClient | None:
+        if self.settings.jwks_url:
+            return jwt.PyJWKClient(self.settings.jwks_url, cache_keys=True, lifespan=300)
+        return None
+
+    @cached_property
+    def _jwks_file(self) -> jwt.PyJWKSet | None:
+        if self.settings.jwks_file:
+            return jwt.PyJWKSet.from_json(Path(self.settings.jwks_file).read_text())
+        return None
+
+    @cached_property
+    def _secret(self) -> str | None:
+        if self.settings.jwks_url or self.settings.jwks_file:
+            return None
+        return development_secret(self.settings)
+
+    def _key(self, token: str) -> tuple[Any, list[str]]:
+        if self._secret is not None:
+            return self._secret, ["HS256"]
+        header = jwt.get_unverified_header(token)
+        if self._jwks_file is not None:
+            kid = header.get("kid")
+            for key in self._jwks_file.keys:
+                if kid is None or key.key_id == kid:
+                    return key.key, _ASYMMETRIC
+            raise jwt.InvalidKeyError(f"no key with id {kid!r}")
+        assert self._jwks_client is not None
+        return self._jwks_client.get_signing_key_from_jwt(token).key, _ASYMMETRIC
+
+    def verify(self, token: str) -> Principal:
+        try:
+            key, algorithms = self._key(token)
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                audience=self.settings.jwt_audience,
+                issuer=self.settings.jwt_issuer,
+                options={"require": ["exp", "iss", "aud"]},
+            )
+        except (jwt.PyJWTError, ValueError, json.JSONDecodeError) as exc:
+            raise _unauthorized(f"the bearer token is not valid: {exc}") from exc
+        scope_text = claims.get("scope") or " ".join(claims.get("scp") or [])
+        patient = claims.get("patient")
+        return Principal(
+            subject=str(claims.get("sub", "")),
+            client_id=claims.get("client_id") or claims.get("azp"),
+            scopes=parse_scopes(str(scope_text)),
+            patient=str(patient) if patient else None,
+            scope_text=str(scope_text),
+        )
+
+
+def _unauthorized(message: str) -> Unauthorized:
+    return Unauthorized(
+        Issue(message, expression="Authorization"),
+        headers={"WWW-Authenticate": f'{CHALLENGE}, error="invalid_token"'},
+    )
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            Issue("this endpoint needs `Authorization: Bearer <token>`", expression="Authorization"),
+            headers={"WWW-Authenticate": CHALLENGE},
+        )
+    return token.strip()
+
+
+async def require_fhir_access(request: Request) -> None:
+    """Guard of every `/fhir` route but the CapabilityStatement."""
+    set_access(None)
+    principal = request.app.state.token_verifier.verify(_bearer(request))
+    request.state.principal = principal
+    prefix = len("/fhir")
+    segments = [s for s in request.url.path[prefix:].split("/") if s]
+    body: Any = None
+    if not segments and request.method == "POST":
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            body = None  # the route answers 400 for the broken body
+    set_access(authorize(principal, needs_for_fhir(request.method, segments, body)))
+
+
+async def require_ipt_access(request: Request) -> None:
+    """Guard of every `/ipt` route."""
+    set_access(None)
+    principal = request.app.state.token_verifier.verify(_bearer(request))
+    request.state.principal = principal
+    set_access(authorize(principal, needs_for_ipt(request.method)))

@@ -1,0 +1,124 @@
+"""Which SMART permissions a FHIR request needs, and whether a token's scopes give them.
+
+Read from the request line alone (and, for a Bundle, from each entry's `request`), so every route is covered
+by one rule, including routes added later. https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from service.errors import Forbidden, Issue
+from service.fhir.access import Access, Principal
+from service.fhir.registry import RESOURCES
+from service.fhir.scopes import Permission, decide
+
+# Operations that only read (or compute without storing) need read permission on their type.
+_READING_OPERATIONS = {"$validate", "$populate", "$apply", "$everything"}
+# The IPT API writes and reads a whole treatment plan: every type the plan consists of.
+IPT_PLAN_TYPES = ("CarePlan", "Goal", "Condition", "CareTeam", "Patient", "Practitioner", "RelatedPerson")
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    resource_type: str
+    permission: Permission
+
+
+def needs_for_fhir(method: str, segments: list[str], body: Any = None) -> list[Need]:
+    """The permissions a request on `/fhir/<segments…>` needs."""
+    method = method.upper()
+    if not segments:
+        if method == "POST":
+            return _bundle_needs(body)
+        return [Need(t, "s") for t in RESOURCES]  # system search or history
+    if segments[0] == "_history":
+        return [Need(t, "r") for t in RESOURCES]
+    resource_type, rest = segments[0], segments[1:]
+    if not rest:
+        return [Need(resource_type, _TYPE_LEVEL.get(method, "r"))]
+    if rest[0] == "_search":
+        return [Need(resource_type, "s")]
+    if rest[0] == "_history":
+        return [Need(resource_type, "r")]
+    if rest[0].startswith("$"):
+        return _operation_needs(resource_type, rest[0])
+    if len(rest) > 1 and rest[1].startswith("$"):
+        return _operation_needs(resource_type, rest[1])
+    if len(rest) > 1:
+        return [Need(resource_type, "r")]  # instance history and vread
+    return [Need(resource_type, _INSTANCE_LEVEL.get(method, "r"))]
+
+
+def needs_for_ipt(method: str) -> list[Need]:
+    permissions: tuple[Permission, ...] = ("r", "s") if method.upper() in ("GET", "HEAD") else ("c", "u")
+    return [Need(t, p) for t in IPT_PLAN_TYPES for p in permissions]
+
+
+_TYPE_LEVEL: dict[str, Permission] = {
+    "GET": "s",
+    "HEAD": "s",
+    "POST": "c",
+    "PUT": "u",
+    "DELETE": "d",
+    "PATCH": "u",
+}
+_INSTANCE_LEVEL: dict[str, Permission] = {"GET": "r", "HEAD": "r", "PUT": "u", "DELETE": "d", "PATCH": "u"}
+_ENTRY_METHOD: dict[str, Permission] = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}
+
+
+def _operation_needs(resource_type: str, operation: str) -> list[Need]:
+    if operation == "$extract":
+        return [Need(resource_type, "r"), Need("Observation", "c")]
+    if operation in _READING_OPERATIONS:
+        return [Need(resource_type, "r")]
+    return [Need(resource_type, "r"), Need(resource_type, "u")]
+
+
+def _bundle_needs(body: Any) -> list[Need]:
+    entries = body.get("entry") if isinstance(body, dict) else None
+    needs: list[Need] = []
+    for entry in entries if isinstance(entries, list) else []:
+        request = entry.get("request") if isinstance(entry, dict) else None
+        if not isinstance(request, dict):
+            continue
+        method = str(request.get("method", "")).upper()
+        url = str(request.get("url", "")).split("?", 1)[0].strip("/")
+        segments = [s for s in url.split("/") if s]
+        if not segments:
+            continue
+        if method == "GET":
+            needs.extend(needs_for_fhir("GET", segments))
+        elif method in _ENTRY_METHOD:
+            needs.append(Need(segments[0], _ENTRY_METHOD[method]))
+    return needs
+
+
+def authorize(principal: Principal, needs: list[Need]) -> Access:
+    """Grant every need or refuse with 403 naming the first that is missing.
+
+    Shared content (worksheets, terminology, protocol) is readable with any valid token and writable only
+    with `user/` or `system/` scopes; a `patient/` scope confines the request to the token's patient.
+    """
+    confined = False
+    for need in needs:
+        spec = RESOURCES.get(need.resource_type)
+        if spec is not None and spec.kind == "content" and need.permission in ("r", "s"):
+            continue
+        scopes = principal.scopes
+        if spec is not None and spec.kind == "content":
+            scopes = tuple(scope for scope in scopes if scope.context != "patient")
+        grant = decide(scopes, need.resource_type, need.permission)
+        if not grant.allowed:
+            raise Forbidden(
+                Issue(
+                    f"the token's scopes do not allow '{need.permission}' on {need.resource_type} "
+                    f"(granted: {principal.scope_text or 'none'})",
+                    expression=need.resource_type,
+                )
+            )
+        confined = confined or grant.patient_only
+    if confined and not principal.patient:
+        raise Forbidden(Issue("a patient/ scope needs a token with a patient in its launch context"))
+    return Access(principal, patient_id=principal.patient if confined else None)
