@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from mappings.r4 import FHIR_VERSION
+from service.fhir.operation_definitions import operations_for
 from service.fhir.registry import RESOURCE_DEFINITIONS
 
 SOFTWARE_NAME = "ipt-fhir"
@@ -30,6 +31,14 @@ def capability_statement(*, base_url: str, software_version: str, date: str) -> 
                 "conditionalRead": "not-supported",
                 "conditionalUpdate": True,
                 "conditionalDelete": "single",
+                "operation": [
+                    {
+                        "name": operation.name,
+                        "definition": operation.definition,
+                        "documentation": operation.documentation,
+                    }
+                    for operation in operations_for(spec.name)
+                ],
             }
         )
     return {

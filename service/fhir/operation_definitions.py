@@ -1,0 +1,53 @@
+"""The FHIR operations this server answers: one table for the routes, the CapabilityStatement and the docs.
+
+https://hl7.org/fhir/R4/operations.html; each entry names the OperationDefinition it implements
+(`CapabilityStatement.rest.resource.operation.definition`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True, slots=True)
+class OperationSpec:
+    """One operation; `resource_types` empty means every served type."""
+
+    name: str
+    definition: str
+    documentation: str
+    resource_types: tuple[str, ...] = ()
+    type_level: bool = True
+    instance_level: bool = True
+
+    def applies_to(self, resource_type: str) -> bool:
+        return not self.resource_types or resource_type in self.resource_types
+
+
+VALIDATE: Final = OperationSpec(
+    "validate",
+    "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+    "Checks a resource as a create, an update or a delete (mode) without storing anything; "
+    "answers an OperationOutcome.",
+)
+POPULATE: Final = OperationSpec(
+    "populate",
+    "http://hl7.org/fhir/uv/sdc/OperationDefinition/Questionnaire-populate",
+    "An in-progress QuestionnaireResponse for a patient (subject), pre-filled from the patient's latest "
+    "response to the same worksheet; nothing is stored.",
+    resource_types=("Questionnaire",),
+)
+EXTRACT: Final = OperationSpec(
+    "extract",
+    "http://hl7.org/fhir/uv/sdc/OperationDefinition/QuestionnaireResponse-extract",
+    "The Observations a completed response yields (observation-based extraction, such as the PHQ-9 "
+    "total score), as a transaction Bundle; nothing is stored.",
+    resource_types=("QuestionnaireResponse",),
+)
+
+OPERATIONS: Final[tuple[OperationSpec, ...]] = (VALIDATE, POPULATE, EXTRACT)
+
+
+def operations_for(resource_type: str) -> list[OperationSpec]:
+    return [operation for operation in OPERATIONS if operation.applies_to(resource_type)]
