@@ -14,9 +14,10 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
 from service.api import handlers
+from service.api.audit import audit_requests
 from service.api.negotiation import check_response_format
 from service.api.openapi_docs import component_schemas, document_security
-from service.api.routes import apply, ipt, metadata, operations, resources, search, system, well_known
+from service.api.routes import apply, audit, ipt, metadata, operations, resources, search, system, well_known
 from service.api.security import TokenVerifier, require_fhir_access, require_ipt_access
 from service.config import Settings, get_settings
 from service.interactions.content import load_ipt_content
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
     handlers.install(app)
+    app.middleware("http")(audit_requests)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -87,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     fhir = APIRouter(prefix="/fhir", dependencies=guarded)
     # Operations and search come before the instance routes, whose `{resource_id}` would also match
     # `$validate` or `_search`.
+    fhir.include_router(audit.router)
     fhir.include_router(operations.router)
     fhir.include_router(apply.router)
     fhir.include_router(search.router)

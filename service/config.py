@@ -41,6 +41,17 @@ class Settings(BaseSettings):
     load_content_on_start: bool = Field(
         default=True, description="Load the IPT worksheets, terminology and protocol when the service starts."
     )
+    jwt_issuer: str = Field(default="ipt-fhir-dev", description="Required `iss` of bearer tokens.")
+    jwt_audience: str = Field(default="ipt-fhir", description="Required `aud` of bearer tokens.")
+    jwks_file: Path | None = Field(default=None, description="JWKS file with the RS256/ES256 keys that sign tokens.")
+    jwks_url: str | None = Field(default=None, description="JWKS URL with the keys that sign tokens (cached).")
+    jwt_secret: str | None = Field(
+        default=None,
+        description="HS256 secret for local development; unset (and no JWKS) means one generated under DATA_DIR.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins (portals) allowed to call the API from a browser."
+    )
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest request body.")
     max_bundle_entries: int = Field(
         default=1000, ge=1, description="Most entries a batch or transaction Bundle may hold (413 beyond)."

@@ -103,6 +103,9 @@ def authorize(principal: Principal, needs: list[Need]) -> Access:
     """
     confined = False
     for need in needs:
+        if need.resource_type == "AuditEvent":
+            _authorize_audit(principal, need)
+            continue
         spec = RESOURCES.get(need.resource_type)
         if spec is not None and spec.kind == "content" and need.permission in ("r", "s"):
             continue
@@ -122,3 +125,18 @@ def authorize(principal: Principal, needs: list[Need]) -> Access:
     if confined and not principal.patient:
         raise Forbidden(Issue("a patient/ scope needs a token with a patient in its launch context"))
     return Access(principal, patient_id=principal.patient if confined else None)
+
+
+def _authorize_audit(principal: Principal, need: Need) -> None:
+    """The audit trail is append-only, and readable only with a scope that names AuditEvent."""
+    if need.permission not in ("r", "s"):
+        raise Forbidden(Issue("AuditEvents are written by the server only", expression="AuditEvent"))
+    if not any(
+        s.resource_type == "AuditEvent" and need.permission in s.permissions for s in principal.scopes
+    ):
+        raise Forbidden(
+            Issue(
+                "reading the audit trail needs an AuditEvent scope, e.g. system/AuditEvent.rs",
+                expression="AuditEvent",
+            )
+        )

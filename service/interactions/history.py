@@ -47,6 +47,8 @@ async def history(
             since=query.since,
             before_seq=query.cursor,
             patient_id=patient_filter,
+            # The audit trail has its own, more tightly scoped, read path.
+            exclude_types=("AuditEvent",) if resource_type is None else (),
             limit=query.count + 1,
         )
         total = None

@@ -31,6 +31,8 @@ Key = tuple[str, str]
 
 # How many referrers a refused delete names: enough to act on, without listing a whole compartment.
 REFERRER_SAMPLE = 5
+# Records of what happened keep naming what they named after it is deleted, so they never block a delete.
+RECORD_TYPES = ("AuditEvent", "Provenance")
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +357,7 @@ class ResourceRepository:
         since: datetime | None = None,
         before_seq: int | None = None,
         patient_id: str | None = None,
+        exclude_types: tuple[str, ...] = (),
         limit: int,
     ) -> list[HistoryEntry]:
         """Versions newest first, `limit` at most, older than `before_seq` (the keyset of the next page)."""
@@ -380,6 +383,8 @@ class ResourceRepository:
             conditions.append(table.c.seq < before_seq)
         if patient_id is not None:
             conditions.append(table.c.patient_id == patient_id)
+        if exclude_types:
+            conditions.append(table.c.resource_type.not_in(exclude_types))
         if conditions:
             statement = statement.where(and_(*conditions))
         statement = statement.order_by(table.c.seq.desc()).limit(limit)
@@ -459,6 +464,7 @@ class ResourceRepository:
 
         Only references that a search parameter indexes are seen (`search_reference`), which covers every
         reference between the served clinical types (subject, patient, goal, careTeam, addresses ...).
+        Audit records (`RECORD_TYPES`) are not referrers: they outlive what they name.
         """
         statement = (
             select(search_reference.c.resource_type, search_reference.c.resource_id)
@@ -466,6 +472,7 @@ class ResourceRepository:
                 search_reference.c.target_type == resource_type,
                 search_reference.c.target_id == resource_id,
                 search_reference.c.url.is_(None),
+                search_reference.c.resource_type.not_in(RECORD_TYPES),
                 ~and_(
                     search_reference.c.resource_type == resource_type,
                     search_reference.c.resource_id == resource_id,

@@ -1,0 +1,104 @@
+"""The AuditEvent recorded for a request (https://hl7.org/fhir/R4/auditevent.html).
+
+Built from the request line, the outcome and who asked; never from the bodies, so the audit trail itself
+holds no clinical content beyond the references of the resources touched (and a search's query string,
+which the spec keeps in `entity.query`).
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+from service.fhir.access import Principal
+
+_REST = {
+    "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+    "code": "rest",
+    "display": "RESTful Operation",
+}
+_INTERACTION_SYSTEM = "http://hl7.org/fhir/restful-interaction"
+_ACTION = {"GET": "R", "HEAD": "R", "POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
+
+
+def interaction_code(method: str, segments: list[str]) -> str:
+    """The restful-interaction code for a request on `/fhir/<segments…>` (or `/ipt/…`)."""
+    method = method.upper()
+    if not segments:
+        return "transaction" if method == "POST" else "search-system"
+    if segments[0] == "_history":
+        return "history-system"
+    rest = segments[1:]
+    if any(part.startswith("$") for part in rest):
+        return "operation"
+    if not rest or rest[0] == "_search":
+        return {"GET": "search-type", "POST": "create", "PUT": "update", "DELETE": "delete"}.get(
+            method, "search-type"
+        )
+    if rest[0] == "_history":
+        return "history-type"
+    if len(rest) > 1:
+        return "vread" if len(rest) > 2 else "history-instance"
+    return {"GET": "read", "PUT": "update", "DELETE": "delete", "PATCH": "patch"}.get(method, "read")
+
+
+def audit_event(
+    *,
+    method: str,
+    path: str,
+    segments: list[str],
+    query: str,
+    status: int,
+    principal: Principal | None,
+    address: str | None,
+    entities: list[str],
+    recorded: datetime | None = None,
+) -> dict[str, Any]:
+    """An AuditEvent for one request; `entities` are the `Type/id` references it touched."""
+    code = interaction_code(method, segments)
+    outcome = "0" if status < 400 else ("4" if status < 500 else "8")
+    agent: dict[str, Any] = {
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type",
+                    "code": "humanuser" if principal and principal.patient else "datacollector",
+                }
+            ]
+        },
+        "requestor": True,
+        "who": {"identifier": {"value": principal.subject if principal else "anonymous"}},
+    }
+    if principal is not None and principal.client_id:
+        agent["altId"] = principal.client_id
+    if principal is not None and principal.scope_text:
+        agent["policy"] = principal.scope_text.split()
+    if address:
+        agent["network"] = {"address": address, "type": "2"}
+    entity: list[dict[str, Any]] = [{"what": {"reference": reference}} for reference in entities]
+    if query:
+        entity.append(
+            {
+                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
+                "description": path,
+                "query": base64.b64encode(query.encode()).decode(),
+            }
+        )
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "type": _REST,
+        "subtype": [{"system": _INTERACTION_SYSTEM, "code": code}],
+        "action": "E" if code in ("operation", "transaction") else _ACTION.get(method.upper(), "E"),
+        "recorded": (recorded or datetime.now(UTC)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "outcome": outcome,
+        "outcomeDesc": f"HTTP {status}",
+        "agent": [agent],
+        "source": {
+            "observer": {"display": "ipt-fhir"},
+            "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4"}],
+        },
+    }
+    if entity:
+        event["entity"] = entity
+    return event
