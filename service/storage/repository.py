@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.errors import Conflict, Issue, PreconditionFailed
 from service.fhir.extraction import extract_index_values
+from service.fhir.labels import labelled
 from service.fhir.registry import patient_compartment
 from service.storage.indexing import delete_indexes, write_indexes
 from service.storage.indexing.rows import index_rows, search_reference, search_token, search_uri
@@ -68,6 +69,8 @@ def new_id() -> str:
 def _stamp(
     content: dict[str, Any], resource_id: str, version_id: int, at: datetime
 ) -> tuple[dict[str, Any], bytes]:
+    # Every write path passes here, so no clinical resource is stored without its labels.
+    content = labelled(content["resourceType"], content)
     meta = dict(content.get("meta") or {})
     meta["versionId"] = str(version_id)
     meta["lastUpdated"] = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -264,7 +267,7 @@ class ResourceRepository:
                     expression="If-Match",
                 )
             )
-        if not current.deleted and _same_content(current.content, content):
+        if not current.deleted and _same_content(current.content, labelled(resource_type, content)):
             return StoredVersion(
                 resource_type,
                 resource_id,
