@@ -11,6 +11,7 @@ from typing import Any
 from mappings.r4 import FHIR_VERSION
 from service.fhir.operation_definitions import operations_for
 from service.fhir.registry import RESOURCE_DEFINITIONS
+from service.fhir.search_capability import resource_search, system_search_params
 
 SOFTWARE_NAME = "ipt-fhir"
 
@@ -23,7 +24,8 @@ def capability_statement(*, base_url: str, software_version: str, date: str) -> 
                 "type": spec.name,
                 "profile": f"http://hl7.org/fhir/StructureDefinition/{spec.name}",
                 "documentation": spec.description,
-                "interaction": [{"code": code} for code in spec.interactions] + [{"code": "patch"}],
+                "interaction": [{"code": code} for code in spec.interactions]
+                + [{"code": "patch"}, {"code": "search-type"}],
                 "versioning": "versioned-update",
                 "readHistory": True,
                 "updateCreate": True,
@@ -31,6 +33,7 @@ def capability_statement(*, base_url: str, software_version: str, date: str) -> 
                 "conditionalRead": "not-supported",
                 "conditionalUpdate": True,
                 "conditionalDelete": "single",
+                **resource_search(spec.name),
                 "operation": [
                     {
                         "name": operation.name,
@@ -56,7 +59,13 @@ def capability_statement(*, base_url: str, software_version: str, date: str) -> 
                 "mode": "server",
                 "documentation": "FHIR R4 REST API for Interpersonal Psychotherapy records and content.",
                 "resource": resources,
-                "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
+                "interaction": [
+                    {"code": "transaction"},
+                    {"code": "batch"},
+                    {"code": "search-system"},
+                    {"code": "history-system"},
+                ],
+                "searchParam": system_search_params(),
             }
         ],
     }
