@@ -12,7 +12,8 @@ FHIRPath support is deliberately a subset, because the patch must know *where* i
 which a FHIRPath engine (it returns values) does not say. A path is a chain of steps after an optional
 leading resource type:
 
-- an element name (`name`, `valueString`), optionally indexed (`name[0]`);
+- an element name (`name`, `valueString`, or `value` for whichever `value[x]` is present), optionally
+  indexed (`name[0]`);
 - `first()`, `last()`;
 - `where(<criteria>)`, the criteria evaluated by `fhirpathpy` on each candidate (any FHIRPath expression);
 - `extension('<url>')`.
@@ -279,8 +280,16 @@ def _walk(resource: dict[str, Any], resource_type: str, steps: list[_Step], wher
 
 
 def _children(node: _Node, name: str) -> list[_Node]:
-    if not isinstance(node.value, dict) or name not in node.value:
+    if not isinstance(node.value, dict):
         return []
+    if name not in node.value:
+        # A choice element (`value[x]`) is named without its type in FHIRPath: `extension.value`.
+        typed = [
+            key for key in node.value if key.startswith(name) and key[len(name) : len(name) + 1].isupper()
+        ]
+        if len(typed) != 1:
+            return []
+        name = typed[0]
     value = node.value[name]
     _, model = _field(node.model, name)
     if isinstance(value, list):

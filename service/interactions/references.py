@@ -27,7 +27,7 @@ from typing import Any
 from service.errors import Issue, Unprocessable
 from service.fhir.registry import RESOURCE_DEFINITIONS, RESOURCES
 from service.interactions.hooks import register_write_rule
-from service.storage.repository import ResourceRepository, StoredVersion
+from service.storage.repository import RECORD_TYPES, ResourceRepository, StoredVersion
 
 _LITERAL = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?")
 
@@ -138,4 +138,6 @@ def _raise_missing(missing: list[tuple[str, LiteralReference]], *, rooted: bool 
 
 
 for _definition in RESOURCE_DEFINITIONS:
-    register_write_rule(_definition.name, check_references)
+    # An audit record may name what no longer exists (a read of a deleted resource), so it is not checked.
+    if _definition.name not in RECORD_TYPES:
+        register_write_rule(_definition.name, check_references)

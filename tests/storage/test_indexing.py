@@ -33,6 +33,8 @@ class TestIndexRows:
     async def test_rows_carry_the_patient_compartment(
         self, client: httpx.AsyncClient, engine: AsyncEngine
     ) -> None:
+        # The plan may only refer to a patient that exists.
+        await client.put("/fhir/Patient/p7", json=patient(id="p7"), headers=FHIR_JSON)
         created = (
             await client.post("/fhir/CarePlan", json=care_plan(subject="Patient/p7"), headers=FHIR_JSON)
         ).json()
