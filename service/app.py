@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
 from service.api import handlers
+from service.api.access_log import log_requests
 from service.api.audit import audit_requests
 from service.api.negotiation import check_response_format
 from service.api.openapi_docs import component_schemas, document_security
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.token_verifier = TokenVerifier(settings)
     handlers.install(app)
     app.middleware("http")(audit_requests)
+    app.middleware("http")(log_requests)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

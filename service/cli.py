@@ -117,6 +117,8 @@ def serve(
         port=bind_port,
         workers=workers,
         log_level="info",
+        # Query strings can hold PHI (Patient?name=…): requests are logged by the app, by path only.
+        access_log=False,
         proxy_headers=True,
     )
 

@@ -43,11 +43,18 @@ class Settings(BaseSettings):
     )
     jwt_issuer: str = Field(default="ipt-fhir-dev", description="Required `iss` of bearer tokens.")
     jwt_audience: str = Field(default="ipt-fhir", description="Required `aud` of bearer tokens.")
-    jwks_file: Path | None = Field(default=None, description="JWKS file with the RS256/ES256 keys that sign tokens.")
-    jwks_url: str | None = Field(default=None, description="JWKS URL with the keys that sign tokens (cached).")
+    jwks_file: Path | None = Field(
+        default=None, description="JWKS file with the RS256/ES256 keys that sign tokens."
+    )
+    jwks_url: str | None = Field(
+        default=None, description="JWKS URL with the keys that sign tokens (cached)."
+    )
+    jwks_refresh_cooldown: float = Field(
+        default=30.0, ge=0, description="Seconds between JWKS re-fetches triggered by an unknown key id."
+    )
     jwt_secret: str | None = Field(
         default=None,
-        description="HS256 secret for local development; unset (and no JWKS) means one generated under DATA_DIR.",
+        description="HS256 secret for local development; unset (and no JWKS) means one kept under DATA_DIR.",
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins (portals) allowed to call the API from a browser."

@@ -15,6 +15,7 @@ from typing import Any
 import jwt
 import orjson
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from service.config import Settings
 from service.errors import Issue, Unauthorized
@@ -67,11 +68,18 @@ def mint_token(
 class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.fetches_keys = bool(settings.jwks_url)
 
     @cached_property
     def _jwks_client(self) -> jwt.PyJWKClient | None:
         if self.settings.jwks_url:
-            return jwt.PyJWKClient(self.settings.jwks_url, cache_keys=True, lifespan=300)
+            return jwt.PyJWKClient(
+                self.settings.jwks_url,
+                cache_keys=True,
+                lifespan=300,
+                timeout=10,
+                cooldown_duration=self.settings.jwks_refresh_cooldown,
+            )
         return None
 
     @cached_property
@@ -141,10 +149,19 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
+async def _verify(request: Request) -> Principal:
+    verifier: TokenVerifier = request.app.state.token_verifier
+    token = _bearer(request)
+    if verifier.fetches_keys:
+        # A JWKS URL may be fetched (blocking I/O) when a new key id appears.
+        return await run_in_threadpool(verifier.verify, token)
+    return verifier.verify(token)
+
+
 async def require_fhir_access(request: Request) -> None:
     """Guard of every `/fhir` route but the CapabilityStatement."""
     set_access(None)
-    principal = request.app.state.token_verifier.verify(_bearer(request))
+    principal = await _verify(request)
     request.state.principal = principal
     prefix = len("/fhir")
     segments = [s for s in request.url.path[prefix:].split("/") if s]
@@ -160,6 +177,6 @@ async def require_fhir_access(request: Request) -> None:
 async def require_ipt_access(request: Request) -> None:
     """Guard of every `/ipt` route."""
     set_access(None)
-    principal = request.app.state.token_verifier.verify(_bearer(request))
+    principal = await _verify(request)
     request.state.principal = principal
     set_access(authorize(principal, needs_for_ipt(request.method)))
