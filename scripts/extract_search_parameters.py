@@ -33,7 +33,18 @@ CONTENT = ("url", "version", "name", "title", "status", "date", "publisher", "id
 SELECTED: dict[str, tuple[str, ...]] = {
     "Resource": COMMON,
     # The audit trail: searchable with an audit scope, never written through the API.
-    "AuditEvent": ("date", "agent", "entity", "patient", "type", "subtype", "outcome", "action", "address", "altid"),
+    "AuditEvent": (
+        "date",
+        "agent",
+        "entity",
+        "patient",
+        "type",
+        "subtype",
+        "outcome",
+        "action",
+        "address",
+        "altid",
+    ),
     "Patient": ("identifier", "name", "family", "given", "birthdate", "gender", "telecom", "email", "phone"),
     "Practitioner": ("identifier", "name", "family", "given"),
     "PractitionerRole": ("identifier", "practitioner", "role", "specialty"),
