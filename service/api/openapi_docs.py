@@ -5,8 +5,11 @@ their schemas are declared here and attached with `openapi_extra`. Each resource
 shallow: it fixes `resourceType` and `id` and links to the R4 definition, which the server enforces in full.
 """
 
+import json
+from importlib import resources
 from typing import Any
 
+from mappings.domain import TreatmentPlan
 from service.fhir.examples import EXAMPLES
 from service.fhir.registry import RESOURCE_DEFINITIONS
 
@@ -65,6 +68,55 @@ def error_responses(*statuses: int) -> dict[int | str, Any]:
     }
 
 
+_TREATMENT_PLAN = "#/components/schemas/TreatmentPlan"
+
+TREATMENT_PLAN_LIST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "TreatmentPlanList",
+    "required": ["patient", "total", "plans", "unreadable"],
+    "properties": {
+        "patient": {"type": "string", "description": "`Patient/<id>`"},
+        "total": {"type": "integer", "minimum": 0},
+        "plans": {"type": "array", "items": {"$ref": _TREATMENT_PLAN}},
+        "unreadable": {
+            "type": "array",
+            "description": "The patient's CarePlans that are not IPT plans of the mapping, with the reason.",
+            "items": {
+                "type": "object",
+                "required": ["id", "diagnostics"],
+                "properties": {"id": {"type": "string"}, "diagnostics": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def document_request_body() -> dict[str, Any]:
+    """The IPT treatment-plan document as a request body, with the sample plan as its example."""
+    sample = resources.files("mappings").joinpath("samples/sample_plan.json").read_text(encoding="utf-8")
+    content = {"schema": {"$ref": _TREATMENT_PLAN}, "example": json.loads(sample)}
+    return {"requestBody": {"required": True, "content": {"application/json": content}}}
+
+
+def document_response(status: int, description: str) -> dict[int | str, Any]:
+    return {
+        status: {
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": _TREATMENT_PLAN}}},
+        }
+    }
+
+
+def treatment_plan_schemas() -> dict[str, Any]:
+    """The JSON Schema of `TreatmentPlan`, its nested models as components prefixed `Ipt` (the FHIR
+    resource schemas already use names such as `Goal` and `CareTeam`)."""
+    schema = TreatmentPlan.model_json_schema(ref_template="#/components/schemas/Ipt{model}")
+    nested = schema.pop("$defs", {})
+    schemas = {f"Ipt{name}": definition for name, definition in nested.items()}
+    schemas["TreatmentPlan"] = schema
+    return schemas
+
+
 def _resource_schema(name: str, description: str) -> dict[str, Any]:
     schema: dict[str, Any] = {
         "type": "object",
@@ -85,6 +137,7 @@ def _resource_schema(name: str, description: str) -> dict[str, Any]:
 
 def component_schemas() -> dict[str, Any]:
     schemas = {spec.name: _resource_schema(spec.name, spec.description) for spec in RESOURCE_DEFINITIONS}
+    schemas.update(treatment_plan_schemas())
     schemas["OperationOutcome"] = {
         "type": "object",
         "title": "OperationOutcome",
