@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from mappings.r4 import FHIR_VERSION
+from service.fhir.apply import APPLY_OPERATION
 from service.fhir.operation_definitions import operations_for
 from service.fhir.registry import RESOURCE_DEFINITIONS
 from service.fhir.search_capability import resource_search, system_search_params
@@ -41,7 +42,8 @@ def capability_statement(*, base_url: str, software_version: str, date: str) -> 
                         "documentation": operation.documentation,
                     }
                     for operation in operations_for(spec.name)
-                ],
+                ]
+                + ([dict(APPLY_OPERATION)] if spec.name == "PlanDefinition" else []),
             }
         )
     return {
