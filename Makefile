@@ -7,7 +7,7 @@ PORT ?= 8080
 DATA_DIR ?= ./.data
 export PORT DATA_DIR
 
-.PHONY: lock run test lint typecheck layers openapi openapi-check pytest install bench clean
+.PHONY: lock run test lint typecheck layers openapi openapi-check pytest install bench bench-search clean
 
 # The virtualenv is rebuilt whenever the lock file changes.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -50,6 +50,11 @@ test: lint typecheck layers openapi-check pytest
 
 bench: install
 	$(BIN)/python -m benchmarks.crud
+
+# Loads a fresh database (10,000 patients, 100,000 responses, 20,000 care plans) and times four searches;
+# not part of `make test`. Figures go to docs/performance.md.
+bench-search: install
+	$(BIN)/python -m benchmarks.search
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

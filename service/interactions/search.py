@@ -1,10 +1,11 @@
 """search (type and system): https://hl7.org/fhir/R4/http.html#search, https://hl7.org/fhir/R4/search.html
 
 A search reads one page of matches, then what `_include`/`_revinclude` add, then the total when it is asked
-for and not already known, each one statement, all on one connection in one read-only transaction (so the
-page, its includes and the total see the same snapshot). The searchset Bundle is assembled from the stored
-JSON text. Links: `self` repeats the parameters that were used (ignored ones left out, #errors), `first`
-drops the position, `next` and `previous` carry an opaque keyset cursor (`_cursor`).
+for and not already known: one statement each, on one connection, outside an explicit transaction (each
+statement sees its own snapshot; a write landing between two of them can make the total differ from the
+pages by that write, as it could between two page requests anyway). The searchset Bundle is assembled from
+the stored JSON text. Links: `self` repeats the parameters that were used (ignored ones left out, #errors),
+`first` drops the position, `next` and `previous` carry an opaque keyset cursor (`_cursor`).
 
 `_total`: `accurate` (the default) counts the matches, except on a first page that holds all of them, where
 the count is the page itself; `estimate` asks the query planner; `none` leaves `total` out.
@@ -170,22 +171,19 @@ async def _run(
     page = SearchPage([], more=False, backwards=False)
     extra = []
     async with engine.connect() as connection:
-        transaction = await connection.begin()
-        await connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        try:
-            if not only_count:
-                page = await search_page(connection, query, scope, position)
-                keys = [(m.resource_type, m.id) for m in page.matches]
-                extra = await included(connection, query, keys)
-            if query.total != "none":
-                if position is None and not page.more and not only_count:
-                    total = len(page.matches)
-                elif query.total == "estimate":
-                    total = await estimate_matches(connection, query, scope)
-                else:
-                    total = await count_matches(connection, query, scope)
-        finally:
-            await transaction.rollback()
+        # No BEGIN/ROLLBACK: each statement reads its own snapshot, which saves two round trips per search.
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        if not only_count:
+            page = await search_page(connection, query, scope, position)
+            keys = [(m.resource_type, m.id) for m in page.matches]
+            extra = await included(connection, query, keys)
+        if query.total != "none":
+            if position is None and not page.more and not only_count:
+                total = len(page.matches)
+            elif query.total == "estimate":
+                total = await estimate_matches(connection, query, scope)
+            else:
+                total = await count_matches(connection, query, scope)
 
     def url(cursor: str | None) -> str:
         rendered = render_query(_prefixed(query, prefix), cursor=cursor)
