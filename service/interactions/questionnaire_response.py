@@ -78,6 +78,9 @@ class Resolved:
 
 async def resolve_questionnaire(repository: ResourceRepository, canonical: str) -> JSON | None:
     """The Questionnaire a canonical names: `url`, `url|version`, or a relative `Questionnaire/<id>`."""
+    if "\x00" in canonical:
+        # PostgreSQL text cannot hold NUL, so no stored canonical can match; asking would be a server error.
+        return None
     literal = _LITERAL.fullmatch(canonical)
     if literal is not None and literal["type"] == "Questionnaire":
         stored = await repository.read("Questionnaire", literal["id"])

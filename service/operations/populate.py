@@ -212,6 +212,12 @@ async def _by_identifier(repository: ResourceRepository, parameter: Parameter) -
     if not isinstance(value, str) or not value:
         raise BadRequest(Issue("'identifier' needs a valueIdentifier with a value", key, code="required"))
     system = identifier.get("system") if isinstance(identifier, dict) else None
+    if "\x00" in value or (system is not None and "\x00" in str(system)):
+        raise Unprocessable(
+            Issue("No Questionnaire on this server has that identifier", key, code="not-found")
+        )
+    if system is not None and not isinstance(system, str):
+        raise BadRequest(Issue("the identifier's system must be a URI", f"{key}.system", code="value"))
     found = await find_by_identifier(repository.connection, "Questionnaire", system=system, value=value)
     forms = [orjson.loads(stored.content) for stored in found if stored.content is not None]
     label = f"{system}|{value}" if system else value

@@ -104,6 +104,10 @@ class TestQuestionnaireLookup:
         problems = await _refused(setup, sent)
         assert problems == [("QuestionnaireResponse.questionnaire", "not-found")]
 
+    async def test_a_canonical_no_database_could_hold_is_422(self, setup: httpx.AsyncClient) -> None:
+        problems = await _refused(setup, worksheet_response(questionnaire=f"{WORKSHEET_URL}\u0000|1.0.0"))
+        assert problems == [("QuestionnaireResponse.questionnaire", "not-found")]
+
     async def test_unknown_version_is_422(self, setup: httpx.AsyncClient) -> None:
         problems = await _refused(setup, worksheet_response(questionnaire=f"{WORKSHEET_URL}|9.9.9"))
         assert ("QuestionnaireResponse.questionnaire", "not-found") in problems
