@@ -7,7 +7,7 @@ PORT ?= 8080
 DATA_DIR ?= ./.data
 export PORT DATA_DIR
 
-.PHONY: lock run test lint typecheck layers openapi openapi-check pytest install bench bench-search clean
+.PHONY: lock run test lint typecheck layers openapi openapi-check pytest install bench bench-search bench-transaction clean
 
 # The virtualenv is rebuilt whenever the lock file changes.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -55,6 +55,11 @@ bench: install
 # not part of `make test`. Figures go to docs/performance.md.
 bench-search: install
 	$(BIN)/python -m benchmarks.search
+
+# A transaction of 100 QuestionnaireResponses and their new Patient, against raw asyncpg inserting the same
+# rows, at one and eight clients; not part of `make test`. Figures go to docs/performance.md.
+bench-transaction: install
+	$(BIN)/python -m benchmarks.transaction
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

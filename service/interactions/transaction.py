@@ -8,7 +8,8 @@ the order of https://hl7.org/fhir/R4/http.html#trules (DELETE, POST, PUT/PATCH, 
 2. every POST and PUT gets its target before anything is written: a new id, the one match of an
    `ifNoneExist` or of a conditional URL, or the URL's id; then the `fullUrl` of each (`urn:uuid:`,
    `urn:oid:` or any other) is replaced by `Type/id` wherever the Bundle mentions it (`rewrite_references`);
-3. creates are written together (`ResourceRepository.create_many`), then updates and patches one by one;
+3. creates are written together (`ResourceRepository.create_many`), in as many groups as it takes for a
+   resource to be written before those that refer to it; then updates and patches one by one;
 4. the literal references of everything written are checked in one query, so a reference to a resource
    created anywhere in the Bundle counts as existing;
 5. reads see the transaction's own writes.
@@ -115,29 +116,33 @@ async def _transaction(engine: AsyncEngine, bundle: ReadBundle, base_url: str) -
                 if outcome.version is not None and outcome.version.changed:
                     deleted.append((entry, outcome.version))
             targets = await _targets(repository, ordered, base_url)
-            creates: list[BundleEntry] = []
+            posts = []
             for entry in (e for e in ordered if e.method == "POST"):
-                current = entry
                 target = targets[entry.index]
                 if target.existing is not None:
                     outcomes[entry.index] = _Outcome(200, target.existing)
-                    continue
-                assert entry.resource is not None
-                assert entry.resource_type is not None
-                content = check_resource(entry.resource_type, entry.resource)
-                content = {k: v for k, v in content.items() if k != "id"}
-                checks.entry = entry.location
-                await run_write_rules(repository, entry.resource_type, content, None)
-                entry.resource = content
-                creates.append(entry)
-            current = None
-            written = await repository.create_many(
-                [(e.resource_type or "", targets[e.index].resource_id, e.resource or {}) for e in creates]
-            )
-            for entry, version in zip(creates, written, strict=True):
-                current = entry
-                outcomes[entry.index] = _Outcome(201, version)
-                await run_after_write(repository, version, None)
+                else:
+                    posts.append(entry)
+            for layer in _layers(posts, targets):
+                creates: list[BundleEntry] = []
+                for entry in layer:
+                    current = entry
+                    assert entry.resource is not None
+                    assert entry.resource_type is not None
+                    content = check_resource(entry.resource_type, entry.resource)
+                    content = {k: v for k, v in content.items() if k != "id"}
+                    checks.entry = entry.location
+                    await run_write_rules(repository, entry.resource_type, content, None)
+                    entry.resource = content
+                    creates.append(entry)
+                current = None
+                written = await repository.create_many(
+                    [(e.resource_type or "", targets[e.index].resource_id, e.resource or {}) for e in creates]
+                )
+                for entry, version in zip(creates, written, strict=True):
+                    current = entry
+                    outcomes[entry.index] = _Outcome(201, version)
+                    await run_after_write(repository, version, None)
             for entry in (e for e in ordered if e.method in ("PUT", "PATCH")):
                 current = entry
                 checks.entry = entry.location
@@ -156,6 +161,41 @@ async def _transaction(engine: AsyncEngine, bundle: ReadBundle, base_url: str) -
         except FhirError as error:
             raise _located(error, current) from None
     return [outcomes[entry.index] for entry in bundle.entries]
+
+
+def _layers(posts: list[BundleEntry], targets: dict[int, _Target]) -> list[list[BundleEntry]]:
+    """The creates in groups, each written before the next, so that a group's write rules can read every
+    resource of this Bundle that its resources refer to (a QuestionnaireResponse's subject Patient).
+
+    Within a group the creates are written together; references among them, and cycles, are left to the
+    deferred reference check, which sees the whole Bundle.
+    """
+    created = {f"{e.resource_type}/{targets[e.index].resource_id}": e.index for e in posts}
+    needs = {
+        e.index: {created[r] for r in _references(e.resource) if r in created and created[r] != e.index}
+        for e in posts
+    }
+    layers: list[list[BundleEntry]] = []
+    done: set[int] = set()
+    remaining = list(posts)
+    while remaining:
+        layer = [e for e in remaining if needs[e.index] <= done] or remaining
+        layers.append(layer)
+        done.update(e.index for e in layer)
+        remaining = [e for e in remaining if e.index not in done]
+    return layers
+
+
+def _references(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        found = [value["reference"]] if isinstance(value.get("reference"), str) else []
+        for item in value.values():
+            if isinstance(item, dict | list):
+                found.extend(_references(item))
+        return found
+    if isinstance(value, list):
+        return [reference for item in value for reference in _references(item)]
+    return []
 
 
 def _check_distinct_conditions(entries: list[BundleEntry]) -> None:
