@@ -31,8 +31,8 @@ def sample() -> dict[str, Any]:
 def canonical(document: dict[str, Any]) -> dict[str, Any]:
     """The document as the server writes it (defaults filled in, nulls left out), without FHIR ids."""
     plan = TreatmentPlan.model_validate(document)
-    data = json.loads(plan.model_dump_json(exclude_none=True))
-    return _strip_ids(data)
+    data: dict[str, Any] = _strip_ids(json.loads(plan.model_dump_json(exclude_none=True)))
+    return data
 
 
 def _strip_ids(value: Any) -> Any:
