@@ -7,8 +7,9 @@ pages by that write, as it could between two page requests anyway). The searchse
 the stored JSON text. Links: `self` repeats the parameters that were used (ignored ones left out, #errors),
 `first` drops the position, `next` and `previous` carry an opaque keyset cursor (`_cursor`).
 
-`_total`: `accurate` (the default) counts the matches, except on a first page that holds all of them, where
-the count is the page itself; `estimate` asks the query planner; `none` leaves `total` out.
+`_total`: `accurate` counts the matches on every page, except on a first page that holds all of them, where
+the count is the page itself; `estimate` asks the query planner; `none` leaves `total` out. Without
+`_total`, the first page is counted as with `accurate` and the following pages carry no `total`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.errors import InvalidSearch, Issue, operation_outcome
 from service.fhir.bundle import BundleDocument, Entry, Link
@@ -173,11 +174,14 @@ async def _run(
     async with engine.connect() as connection:
         # No BEGIN/ROLLBACK: each statement reads its own snapshot, which saves two round trips per search.
         await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await _plan_for_values(connection)
         if not only_count:
             page = await search_page(connection, query, scope, position)
             keys = [(m.resource_type, m.id) for m in page.matches]
             extra = await included(connection, query, keys)
-        if query.total != "none":
+        # Without `_total`, later pages leave the count out: the first page gave it, and counting a large
+        # result again on every page would cost more than the page itself.
+        if query.total in ("accurate", "estimate") or (query.total is None and position is None):
             if position is None and not page.more and not only_count:
                 total = len(page.matches)
             elif query.total == "estimate":
@@ -224,6 +228,20 @@ async def _run(
             )
         )
     return BundleDocument("searchset", entries=entries, links=links, total=total).render()
+
+
+async def _plan_for_values(connection: AsyncConnection) -> None:
+    """Plan each search for its own values, once per pooled connection.
+
+    asyncpg prepares statements, and after five runs PostgreSQL may switch a prepared statement to a generic
+    plan that cannot see how selective `target_id = $1` is: measured on 20,000 CarePlans, the generic plan
+    of `CarePlan?patient=x&status=active` walks the primary key (hundreds of ms) where the custom plan probes
+    the reference index (under 1 ms). Planning a search costs well under a millisecond.
+    """
+    info = connection.info
+    if not info.get("custom_plans"):
+        await connection.exec_driver_sql("SET plan_cache_mode = force_custom_plan")
+        info["custom_plans"] = True
 
 
 def _prefixed(query: SearchQuery, prefix: tuple[tuple[str, str], ...]) -> SearchQuery:

@@ -85,6 +85,14 @@ class TestBundle:
         for _ in range(3):
             await create(client, plan(status="active"))
         assert "total" not in await search(client, "CarePlan?_total=none")
+        first = await search(client, "CarePlan?_count=1")
+        assert first["total"] == 3
+        following = link(first, "next")
+        assert following is not None
+        assert "total" not in await search(client, following)
+        accurate = link(await search(client, "CarePlan?_count=1&_total=accurate"), "next")
+        assert accurate is not None
+        assert (await search(client, accurate))["total"] == 3
         assert (await search(client, "CarePlan?_total=accurate&_count=1"))["total"] == 3
         estimate = await search(client, "CarePlan?_total=estimate&_count=1")
         assert isinstance(estimate["total"], int)
