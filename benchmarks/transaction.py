@@ -99,12 +99,12 @@ def _free_port() -> int:
         return port
 
 
-def start_service(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_service(database_url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     environment = {**os.environ, "DATABASE_URL": database_url, "IPT_FHIR_LOAD_CONTENT_ON_START": "false"}
     # The command is this interpreter and fixed arguments.
     command = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--port", str(port)]
-    command += ["--log-level", "warning", "--no-access-log"]
+    command += ["--log-level", "warning", "--no-access-log", "--workers", str(workers)]
     process = subprocess.Popen(command, env=environment)  # noqa: S603
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -150,6 +150,7 @@ async def main() -> None:
     parser.add_argument("--responses", type=int, default=100, help="QuestionnaireResponses per transaction")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per figure; the median is reported")
     parser.add_argument("--per-client", type=int, default=5, help="transactions per client and round")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the service")
     options = parser.parse_args()
 
     data_dir = Path(os.environ.get("DATA_DIR", ".data"))
@@ -161,7 +162,7 @@ async def main() -> None:
     await admin.close()
     database_url = make_url(server).set(database=DATABASE).render_as_string(hide_password=False)
     await asyncio.to_thread(upgrade_to_head, database_url)
-    process, base = start_service(database_url)
+    process, base = start_service(database_url, options.workers)
     try:
         await run(options, database_url, base, str(version))
     finally:
@@ -205,7 +206,8 @@ async def run(options: argparse.Namespace, database_url: str, base: str, version
             end="",
         )
         print(
-            f"Python {platform.python_version()}; {size} resources a transaction, median of {options.rounds}"
+            f"Python {platform.python_version()}; {options.workers} worker(s); {size} resources per Bundle, "
+            f"median of {options.rounds}"
         )
         print(f"{'clients':>8} {'service res/s':>14} {'raw res/s':>10} {'ratio':>7}")
         for clients in (1, 8):

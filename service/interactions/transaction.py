@@ -105,7 +105,7 @@ async def _transaction(engine: AsyncEngine, bundle: ReadBundle, base_url: str) -
     outcomes: dict[int, _Outcome] = {}
     ordered = processing_order(bundle.entries)
     async with engine.begin() as connection, deferred_reference_checks() as checks:
-        repository = ResourceRepository(connection)
+        repository = ResourceRepository(connection, cache_reads=True)
         current: BundleEntry | None = None
         try:
             deleted: list[tuple[BundleEntry, StoredVersion]] = []

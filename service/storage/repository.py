@@ -117,11 +117,35 @@ def _version(row: Any, *, content: str | None) -> StoredVersion:
 class ResourceRepository:
     """Reads and writes resources, their history and their search indexes on one connection."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, *, cache_reads: bool = False) -> None:
+        """`cache_reads` keeps what `read` and `find_by_canonical` found for the rest of the transaction.
+
+        For a transaction of many entries whose write rules look up the same Questionnaire and the same
+        Patient a hundred times: each is read once. The repository's own writes drop what they change, and
+        locking reads always go to the database; what other transactions commit meanwhile is not seen,
+        as under a transaction-wide snapshot.
+        """
         self.connection = connection
+        self._reads: dict[Key, StoredVersion | None] | None = {} if cache_reads else None
+        self._canonicals: dict[Key, StoredVersion | None] | None = {} if cache_reads else None
+
+    def _forget(self, resource_type: str, resource_id: str) -> None:
+        if self._reads is not None:
+            self._reads.pop((resource_type, resource_id), None)
+        if self._canonicals is not None:
+            for key in [key for key in self._canonicals if key[0] == resource_type]:
+                del self._canonicals[key]
 
     async def read(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         """The current version, deleted or not; `None` when the resource never existed."""
+        if self._reads is None:
+            return await self._read(resource_type, resource_id)
+        key = (resource_type, resource_id)
+        if key not in self._reads:
+            self._reads[key] = await self._read(resource_type, resource_id)
+        return self._reads[key]
+
+    async def _read(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         statement = select(
             resources.c.resource_type,
             resources.c.id,
@@ -171,6 +195,7 @@ class ResourceRepository:
     ) -> StoredVersion:
         """Insert version 1 of a new resource under a fresh UUID (or `resource_id`)."""
         resource_id = resource_id or new_id()
+        self._forget(resource_type, resource_id)
         now = datetime.now(UTC)
         stamped, body = _stamp(content, resource_id, 1, now)
         patient_id = patient_compartment(resource_type, resource_id, content)
@@ -210,6 +235,7 @@ class ResourceRepository:
         indexes: dict[Any, list[dict[str, Any]]] = {}
         stored = []
         for resource_type, resource_id, content in items:
+            self._forget(resource_type, resource_id)
             stamped, body = _stamp(content, resource_id, 1, now)
             patient_id = patient_compartment(resource_type, resource_id, content)
             row = {
@@ -247,6 +273,7 @@ class ResourceRepository:
         The current row is locked first, so concurrent writers of one resource queue up and each sees the
         version written before it: versions stay 1..n with no gap, and a stale `if_match` fails.
         """
+        self._forget(resource_type, resource_id)
         current = await self._lock_current(resource_type, resource_id)
         if current is None:
             if if_match is not None:
@@ -317,6 +344,7 @@ class ResourceRepository:
         A resource that others still reference is not deleted (409), unless `check_referrers` is False: a
         transaction passes False and calls `check_unreferenced` once all its entries are written.
         """
+        self._forget(resource_type, resource_id)
         current = await self._lock_current(resource_type, resource_id)
         if current is None:
             return None
@@ -397,6 +425,14 @@ class ResourceRepository:
     async def find_by_canonical(self, resource_type: str, canonical: str) -> StoredVersion | None:
         """The resource whose `url` (and `version`, given as `url|version`) match; without a version, the
         highest one (https://hl7.org/fhir/R4/references.html#canonical)."""
+        if self._canonicals is None:
+            return await self._find_by_canonical(resource_type, canonical)
+        key = (resource_type, canonical)
+        if key not in self._canonicals:
+            self._canonicals[key] = await self._find_by_canonical(resource_type, canonical)
+        return self._canonicals[key]
+
+    async def _find_by_canonical(self, resource_type: str, canonical: str) -> StoredVersion | None:
         url, _, version = canonical.partition("|")
         url_rows = search_uri.alias("url_rows")
         statement = (
