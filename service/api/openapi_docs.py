@@ -137,6 +137,7 @@ def _resource_schema(name: str, description: str) -> dict[str, Any]:
 
 def component_schemas() -> dict[str, Any]:
     schemas = {spec.name: _resource_schema(spec.name, spec.description) for spec in RESOURCE_DEFINITIONS}
+    schemas["AuditEvent"] = _resource_schema("AuditEvent", "A record of one access to clinical data.")
     schemas.update(treatment_plan_schemas())
     schemas["OperationOutcome"] = {
         "type": "object",

@@ -16,6 +16,42 @@ from service.fhir.search_capability import resource_search, system_search_params
 
 SOFTWARE_NAME = "ipt-fhir"
 
+SMART_CAPABILITIES = (
+    "client-confidential-asymmetric",
+    "permission-v1",
+    "permission-v2",
+    "permission-patient",
+    "permission-user",
+    "context-ehr-patient",
+)
+SUPPORTED_SCOPES = (
+    "patient/*.cruds",
+    "user/*.cruds",
+    "system/*.cruds",
+    "patient/*.read",
+    "user/*.read",
+    "system/*.read",
+    "patient/*.write",
+    "user/*.write",
+    "system/*.write",
+)
+SECURITY = {
+    "cors": True,
+    "service": [
+        {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                    "code": "SMART-on-FHIR",
+                }
+            ]
+        }
+    ],
+    "description": "Every request except the CapabilityStatement needs `Authorization: Bearer <JWT>` "
+    "whose SMART scopes (v1 or v2; patient/, user/ or system/) allow it; a patient/ scope confines the "
+    "request to the token's `patient`. See /.well-known/smart-configuration.",
+}
+
 
 def capability_statement(*, base_url: str, software_version: str, date: str) -> dict[str, Any]:
     resources = []
@@ -60,6 +96,7 @@ def capability_statement(*, base_url: str, software_version: str, date: str) -> 
             {
                 "mode": "server",
                 "documentation": "FHIR R4 REST API for Interpersonal Psychotherapy records and content.",
+                "security": SECURITY,
                 "resource": resources,
                 "interaction": [
                     {"code": "transaction"},
