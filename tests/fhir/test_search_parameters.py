@@ -78,11 +78,23 @@ EXPECTED: dict[str, set[str]] = {
     "CodeSystem": CONTENT,
     "ValueSet": CONTENT,
     "Observation": {"identifier", "patient", "subject", "code", "date", "status", "derived-from"},
+    "AuditEvent": {
+        "action",
+        "address",
+        "agent",
+        "altid",
+        "date",
+        "entity",
+        "outcome",
+        "patient",
+        "subtype",
+        "type",
+    },
 }
 
 
 class TestServedTypes:
-    def test_are_the_served_types_and_observation(self) -> None:
+    def test_are_the_served_types_observation_and_audit_event(self) -> None:
         assert served_types() == set(EXPECTED)
 
 
