@@ -66,14 +66,23 @@ class TestServeOnEmbeddedPostgres:
 
         server = start()
         try:
-            created = httpx.post(
-                f"{base}/Patient",
-                json={"resourceType": "Patient", "name": [{"family": "Persistent"}]},
-                headers={"Content-Type": "application/fhir+json"},
+            minted = subprocess.run(
+                [*CLI, "token", "--scope", "system/*.cruds"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
-            assert created.status_code == 201
+            assert minted.returncode == 0, minted.stderr
+            # The development secret lives under DATA_DIR, so the token outlives a restart.
+            auth = {"Authorization": f"Bearer {minted.stdout.strip()}"}
+            patient_body = {"resourceType": "Patient", "name": [{"family": "Persistent"}]}
+            fhir_json = {"Content-Type": "application/fhir+json"}
+            assert httpx.post(f"{base}/Patient", json=patient_body, headers=fhir_json).status_code == 401
+            created = httpx.post(f"{base}/Patient", json=patient_body, headers={**fhir_json, **auth})
+            assert created.status_code == 201, created.text
             patient_id = created.json()["id"]
-            worksheets = httpx.get(f"{base}/Questionnaire/phq-9-1.0.0")
+            worksheets = httpx.get(f"{base}/Questionnaire/phq-9-1.0.0", headers=auth)
             assert worksheets.status_code == 200
         finally:
             server.terminate()
@@ -81,7 +90,8 @@ class TestServeOnEmbeddedPostgres:
         assert (data_dir / "postgres" / "PG_VERSION").exists()
         server = start()
         try:
-            assert httpx.get(f"{base}/Patient/{patient_id}").json()["name"][0]["family"] == "Persistent"
+            kept = httpx.get(f"{base}/Patient/{patient_id}", headers=auth)
+            assert kept.json()["name"][0]["family"] == "Persistent"
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -7,6 +7,7 @@ Location, If-Match, Prefer).
 from email.utils import parsedate_to_datetime
 
 import httpx
+import pytest
 
 from tests.factories import FHIR_JSON, patient, questionnaire_response
 
@@ -260,3 +261,11 @@ class TestHistory:
         response = await client.get("/fhir/Patient/_history", params={"_since": "last tuesday"})
         assert response.status_code == 400
         assert response.json()["issue"][0]["expression"] == ["_since"]
+
+    @pytest.mark.parametrize("cursor", ["0", "abc", str(2**63)])
+    async def test_a_cursor_the_server_never_handed_out_is_400(
+        self, client: httpx.AsyncClient, cursor: str
+    ) -> None:
+        response = await client.get("/fhir/_history", params={"_cursor": cursor})
+        assert response.status_code == 400
+        assert response.json()["issue"][0]["expression"] == ["_cursor"]

@@ -66,7 +66,9 @@ Since = Annotated[
     datetime | None, Query(alias="_since", description="Only versions written at or after this instant.")
 ]
 Cursor = Annotated[
-    int | None, Query(alias="_cursor", ge=1, description="Opaque paging position, taken from a `next` link.")
+    int | None,
+    # Versions are numbered by a BIGINT sequence: a larger number is no position the server handed out.
+    Query(alias="_cursor", ge=1, le=2**63 - 1, description="Opaque paging position, taken from a `next` link."),
 ]
 
 
