@@ -498,7 +498,7 @@ async def print_plans(connection: asyncpg.Connection, subject: str, since: str) 
         query = parse_search(resource_type, parameters)
         statements = [page_statement(query, Scope((resource_type,)), None)]
         if query.includes:
-            include = include_statement(query, [("CarePlan", "x")])
+            include = include_statement(query, [("CarePlan", "x")], Scope(("CarePlan",)))
             if include is not None:
                 statements.append(include)
         for statement in statements:

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from service.config import Settings
 from service.errors import Issue, Unauthorized
 from service.fhir.access import Principal, set_access
-from service.fhir.authorization import authorize, needs_for_fhir, needs_for_ipt
+from service.fhir.authorization import authorize, needs_for_fhir, needs_for_ipt, searched_types
 from service.fhir.scopes import parse_scopes
 
 _ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
@@ -171,7 +171,8 @@ async def require_fhir_access(request: Request) -> None:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
             body = None  # the route answers 400 for the broken body
-    set_access(authorize(principal, needs_for_fhir(request.method, segments, body)))
+    types = searched_types(request.query_params.multi_items()) if not segments else None
+    set_access(authorize(principal, needs_for_fhir(request.method, segments, body, types)))
 
 
 async def require_ipt_access(request: Request) -> None:

@@ -26,13 +26,15 @@ class Need:
     permission: Permission
 
 
-def needs_for_fhir(method: str, segments: list[str], body: Any = None) -> list[Need]:
-    """The permissions a request on `/fhir/<segments…>` needs."""
+def needs_for_fhir(
+    method: str, segments: list[str], body: Any = None, searched_types: list[str] | None = None
+) -> list[Need]:
+    """The permissions a request on `/fhir/<segments…>` needs; a system search names its types."""
     method = method.upper()
     if not segments:
         if method == "POST":
             return _bundle_needs(body)
-        return [Need(t, "s") for t in RESOURCES]  # system search or history
+        return [Need(t, "s") for t in searched_types or RESOURCES]  # system search
     if segments[0] == "_history":
         return [Need(t, "r") for t in RESOURCES]
     resource_type, rest = segments[0], segments[1:]
@@ -68,9 +70,19 @@ _INSTANCE_LEVEL: dict[str, Permission] = {"GET": "r", "HEAD": "r", "PUT": "u", "
 _ENTRY_METHOD: dict[str, Permission] = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}
 
 
+# What an operation reads of patient data besides its own type: $populate reads the subject and its
+# latest response to the form, $apply the subject it plans for.
+_PATIENT_DATA_READ = {
+    "$populate": (Need("Patient", "r"), Need("QuestionnaireResponse", "r")),
+    "$apply": (Need("Patient", "r"),),
+}
+
+
 def _operation_needs(resource_type: str, operation: str) -> list[Need]:
     if operation == "$extract":
         return [Need(resource_type, "r"), Need("Observation", "c")]
+    if operation in _PATIENT_DATA_READ:
+        return [Need(resource_type, "r"), *_PATIENT_DATA_READ[operation]]
     if operation in _READING_OPERATIONS:
         return [Need(resource_type, "r")]
     return [Need(resource_type, "r"), Need(resource_type, "u")]
@@ -93,6 +105,11 @@ def _bundle_needs(body: Any) -> list[Need]:
         elif method in _ENTRY_METHOD:
             needs.append(Need(segments[0], _ENTRY_METHOD[method]))
     return needs
+
+
+def searched_types(parameters: list[tuple[str, str]]) -> list[str]:
+    """The types a system search names in `_type` (`?_type=Patient,Goal`), empty when it names none."""
+    return [t for name, value in parameters if name == "_type" for t in value.split(",") if t]
 
 
 def authorize(principal: Principal, needs: list[Need]) -> Access:
@@ -122,21 +139,33 @@ def authorize(principal: Principal, needs: list[Need]) -> Access:
                 )
             )
         confined = confined or grant.patient_only
+    # A token holding only patient/ scopes never leaves its patient's compartment, whatever the request
+    # names: an operation on shared content (a worksheet's $populate) still reads patient data.
+    if principal.scopes and all(scope.context == "patient" for scope in principal.scopes):
+        confined = True
     if confined and not principal.patient:
         raise Forbidden(Issue("a patient/ scope needs a token with a patient in its launch context"))
     return Access(principal, patient_id=principal.patient if confined else None)
+
+
+def may_read_audit(principal: Principal, permission: Permission = "s") -> bool:
+    """A wildcard scope (`system/*.rs`) does not reach the audit trail: only one naming AuditEvent does,
+    and only in user or system context (an audit record speaks of staff and of other patients too)."""
+    return any(
+        s.resource_type == "AuditEvent" and s.context != "patient" and permission in s.permissions
+        for s in principal.scopes
+    )
 
 
 def _authorize_audit(principal: Principal, need: Need) -> None:
     """The audit trail is append-only, and readable only with a scope that names AuditEvent."""
     if need.permission not in ("r", "s"):
         raise Forbidden(Issue("AuditEvents are written by the server only", expression="AuditEvent"))
-    if not any(
-        s.resource_type == "AuditEvent" and need.permission in s.permissions for s in principal.scopes
-    ):
+    if not may_read_audit(principal, need.permission):
         raise Forbidden(
             Issue(
-                "reading the audit trail needs an AuditEvent scope, e.g. system/AuditEvent.rs",
+                "reading the audit trail needs a user/ or system/ scope naming AuditEvent, "
+                "e.g. system/AuditEvent.rs",
                 expression="AuditEvent",
             )
         )

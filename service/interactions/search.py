@@ -22,6 +22,8 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.errors import InvalidSearch, Issue, operation_outcome
+from service.fhir.access import current_access
+from service.fhir.authorization import may_read_audit
 from service.fhir.bundle import BundleDocument, Entry, Link
 from service.fhir.search import SearchQuery, UnknownParameter, parse_search, render_query
 from service.fhir.search_parameters import COMMON_BASE, parameters_for, served_types
@@ -37,6 +39,8 @@ from service.storage.search import (
     included,
     search_page,
 )
+
+AUDIT_EVENT = "AuditEvent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +74,7 @@ async def search_type(
         default_count=options.default_count,
         max_count=options.max_count,
     )
-    return await _run(engine, query, Scope((resource_type,)), options, path=f"/{resource_type}", prefix=())
+    return await _run(engine, query, _visible((resource_type,)), options, path=f"/{resource_type}", prefix=())
 
 
 # The system search serves the parameters every type has (https://hl7.org/fhir/R4/search.html#all).
@@ -129,13 +133,24 @@ async def search_system(
         max_count=options.max_count,
     )
     query = _with_unknown(query, ignored)
-    scope = Scope(tuple(types) if types else tuple(sorted(_stored_types())))
+    scope = _visible(tuple(types) if types else tuple(sorted(_stored_types())))
     prefix = (("_type", ",".join(types)),) if types else ()
     return await _run(engine, query, scope, options, path="", prefix=prefix)
 
 
 def _stored_types() -> Iterable[str]:
-    return served_types()
+    """A search across types without `_type` covers every type but the audit trail, which is searched
+    only by name (`_type=AuditEvent` or `GET AuditEvent`) and with a scope that names it."""
+    return served_types() - {AUDIT_EVENT}
+
+
+def _visible(types: tuple[str, ...]) -> Scope:
+    """The searched types, narrowed to what the current requester may see (search.md#security)."""
+    access = current_access()
+    if access is None:
+        return Scope(types)
+    hidden = frozenset() if may_read_audit(access.principal) else frozenset({AUDIT_EVENT})
+    return Scope(types, patient=access.patient_id, hidden=hidden)
 
 
 def _with_unknown(query: SearchQuery, ignored: Sequence[UnknownParameter]) -> SearchQuery:
@@ -178,7 +193,7 @@ async def _run(
         if not only_count:
             page = await search_page(connection, query, scope, position)
             keys = [(m.resource_type, m.id) for m in page.matches]
-            extra = await included(connection, query, keys)
+            extra = await included(connection, query, keys, scope)
         # Without `_total`, later pages leave the count out: the first page gave it, and counting a large
         # result again on every page would cost more than the page itself.
         if query.total in ("accurate", "estimate") or (query.total is None and position is None):

@@ -79,6 +79,7 @@ from service.storage.indexing.rows import (
     search_uri,
 )
 from service.storage.tables import resources
+from service.storage.visibility import compartment_filter
 
 _TABLES: dict[str, Table] = {
     "token": search_token,
@@ -484,9 +485,23 @@ def _has_condition(clause: HasClause, resource_type: str, owner: Owner) -> Colum
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """What is searched: one type (`Patient?...`) or several (`?_type=...` on the system)."""
+    """What is searched: one type (`Patient?...`) or several (`?_type=...` on the system), and what the
+    requester may see of it.
+
+    `patient` confines the types of the patient compartment to that patient's resources, in the matches,
+    the total and what `_include`/`_revinclude` add; `hidden` types are never added by them.
+    """
 
     types: tuple[str, ...]
+    patient: str | None = None
+    hidden: frozenset[str] = frozenset()
+
+    def visibility(self, types: Sequence[str] | None) -> list[ColumnElement[bool]]:
+        """Conditions on `resources` keeping out what may not be seen, for rows of `types` (None: any)."""
+        conditions = compartment_filter(self.patient, types)
+        if types is None and self.hidden:
+            conditions.append(resources.c.resource_type.not_in(sorted(self.hidden)))
+        return conditions
 
     @property
     def single(self) -> str | None:
@@ -505,6 +520,7 @@ def _filters(query: SearchQuery, scope: Scope) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [
         resources.c.resource_type == single if single else resources.c.resource_type.in_(scope.types),
         resources.c.deleted.is_(False),
+        *scope.visibility(scope.types),
     ]
     for clause in query.clauses:
         conditions.append(clause_condition(clause, query.resource_type, owner))
@@ -679,7 +695,9 @@ def _follow(includes: Sequence[Include], revincludes: Sequence[Include], base: A
     return selects
 
 
-def include_statement(query: SearchQuery, page: Sequence[tuple[str, str]]) -> Select[Any] | None:
+def include_statement(
+    query: SearchQuery, page: Sequence[tuple[str, str]], scope: Scope
+) -> Select[Any] | None:
     """Everything `_include`/`_revinclude` add to a page, in one statement; None when nothing is asked.
 
     The first level follows the non-iterating includes from the page; `:iterate` ones (one level) then
@@ -706,6 +724,7 @@ def include_statement(query: SearchQuery, page: Sequence[tuple[str, str]]) -> Se
                 select(page_rows.c.resource_type, page_rows.c.id)
             ),
             resources.c.deleted.is_(False),
+            *scope.visibility(None),
         )
         .order_by(resources.c.resource_type, resources.c.id)
         .limit(_MAX_INCLUDES)
@@ -774,9 +793,9 @@ async def estimate_matches(connection: AsyncConnection, query: SearchQuery, scop
 
 
 async def included(
-    connection: AsyncConnection, query: SearchQuery, page: Sequence[tuple[str, str]]
+    connection: AsyncConnection, query: SearchQuery, page: Sequence[tuple[str, str]], scope: Scope
 ) -> list[Included]:
-    statement = include_statement(query, page)
+    statement = include_statement(query, page, scope)
     if statement is None:
         return []
     rows = (await _guarded(lambda: connection.execute(statement))).all()

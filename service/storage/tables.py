@@ -64,3 +64,9 @@ resource_versions = Table(
 
 Index("ix_resource_versions_type_seq", resource_versions.c.resource_type, resource_versions.c.seq)
 Index("ix_resources_type_last_updated", resources.c.resource_type, resources.c.last_updated, resources.c.id)
+Index(
+    "ix_resources_type_patient",
+    resources.c.resource_type,
+    resources.c.patient_id,
+    postgresql_where=resources.c.patient_id.is_not(None),
+)

@@ -68,7 +68,9 @@ Since = Annotated[
 Cursor = Annotated[
     int | None,
     # Versions are numbered by a BIGINT sequence: a larger number is no position the server handed out.
-    Query(alias="_cursor", ge=1, le=2**63 - 1, description="Opaque paging position, taken from a `next` link."),
+    Query(
+        alias="_cursor", ge=1, le=2**63 - 1, description="Opaque paging position, taken from a `next` link."
+    ),
 ]
 
 

@@ -14,12 +14,11 @@ from fastapi import APIRouter, Header, Request, Response
 from service.api.deps import BaseUrl, Engine, SettingsDep
 from service.api.openapi_docs import bundle_response, error_responses
 from service.api.responses import json_response
-from service.api.routes import system
 from service.config import Settings
 from service.errors import BadRequest, Issue, PayloadTooLarge, UnsupportedMediaType
 from service.fhir.registry import RESOURCE_DEFINITIONS
 from service.fhir.search_parameters import parameters_for
-from service.interactions.search import SearchOptions, search_system, search_type
+from service.interactions.search import SearchOptions, search_type
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -68,7 +67,7 @@ _EXAMPLES = {
 }
 
 
-def _parameter_docs(resource_type: str) -> list[dict[str, Any]]:
+def parameter_docs(resource_type: str) -> list[dict[str, Any]]:
     documented = [
         {
             "name": code,
@@ -88,7 +87,7 @@ def _parameter_docs(resource_type: str) -> list[dict[str, Any]]:
 
 
 def _form_body(resource_type: str) -> dict[str, Any]:
-    properties = {item["name"]: {"type": "string"} for item in _parameter_docs(resource_type)}
+    properties = {item["name"]: {"type": "string"} for item in parameter_docs(resource_type)}
     return {
         "requestBody": {
             "required": False,
@@ -97,7 +96,7 @@ def _form_body(resource_type: str) -> dict[str, Any]:
     }
 
 
-def _options(settings: Settings, base_url: str, prefer: str | None) -> SearchOptions:
+def search_options(settings: Settings, base_url: str, prefer: str | None) -> SearchOptions:
     strict = False
     for part in (prefer or "").split(","):
         name, _, value = part.strip().partition("=")
@@ -144,14 +143,14 @@ def _add_type_routes(router: APIRouter, name: str) -> None:
         summary=f"Search {name} resources",
         description=description,
         operation_id=f"search_{name}",
-        openapi_extra={"parameters": _parameter_docs(name)},
+        openapi_extra={"parameters": parameter_docs(name)},
         responses={**bundle_response("searchset"), **error_responses(400, 406)},
         response_class=Response,
     )
     async def search_get(
         request: Request, engine: Engine, settings: SettingsDep, base_url: BaseUrl, prefer: Prefer = None
     ) -> Response:
-        options = _options(settings, base_url, prefer)
+        options = search_options(settings, base_url, prefer)
         return json_response(await search_type(engine, name, request.query_params.multi_items(), options))
 
     @router.post(
@@ -168,40 +167,11 @@ def _add_type_routes(router: APIRouter, name: str) -> None:
     async def search_post(
         request: Request, engine: Engine, settings: SettingsDep, base_url: BaseUrl, prefer: Prefer = None
     ) -> Response:
-        options = _options(settings, base_url, prefer)
+        options = search_options(settings, base_url, prefer)
         parameters = request.query_params.multi_items() + await _form_parameters(
             request, settings.max_body_bytes
         )
         return json_response(await search_type(engine, name, parameters, options))
-
-
-def add_system_search_route(router: APIRouter) -> None:
-    """`GET [base]?_type=...` on the router that serves `[base]` itself (the batch/transaction router)."""
-    common = [
-        item
-        for item in _parameter_docs("Patient")
-        if item["name"] in ("_id", "_lastUpdated", "_tag", "_profile", "_security")
-        or item["name"] in ("_count", "_sort", "_total", "_summary", "_elements", "_cursor")
-    ]
-    types = {"name": "_type", "in": "query", "required": False, "schema": {"type": "string"}}
-    types["description"] = "Comma-separated resource types to search (default: all)."
-
-    @router.get(
-        "",
-        tags=["System"],
-        summary="Search across resource types",
-        description="The parameters every type has (`_id`, `_lastUpdated`, `_tag`, `_profile`, `_security`), "
-        "over the types in `_type`.",
-        operation_id="search_system",
-        openapi_extra={"parameters": [types, *common]},
-        responses={**bundle_response("searchset"), **error_responses(400, 406)},
-        response_class=Response,
-    )
-    async def system_search(
-        request: Request, engine: Engine, settings: SettingsDep, base_url: BaseUrl, prefer: Prefer = None
-    ) -> Response:
-        options = _options(settings, base_url, prefer)
-        return json_response(await search_system(engine, request.query_params.multi_items(), options))
 
 
 def build_router() -> APIRouter:
@@ -212,6 +182,3 @@ def build_router() -> APIRouter:
 
 
 router = build_router()
-# `[base]` is served by the system router, included with the `/fhir` prefix: FastAPI refuses an empty path
-# on a router included without one, so the system search joins the route that already answers `[base]`.
-add_system_search_route(system.router)

@@ -1,4 +1,5 @@
-"""System-level interactions on `[base]`: batch and transaction Bundles (https://hl7.org/fhir/R4/http.html#transaction)."""
+"""System-level interactions on `[base]`: batch and transaction Bundles (https://hl7.org/fhir/R4/http.html#transaction)
+and the search across types (https://hl7.org/fhir/R4/http.html#search)."""
 
 from typing import Annotated
 
@@ -6,10 +7,13 @@ from fastapi import APIRouter, Header, Request, Response
 
 from service.api.deps import BaseUrl, Engine, SettingsDep
 from service.api.negotiation import FHIR_JSON
-from service.api.openapi_docs import error_responses
+from service.api.openapi_docs import bundle_response, error_responses
 from service.api.responses import json_response, return_preference
 from service.api.routes.resources import read_body
+from service.api.routes.search import Prefer as SearchPrefer
+from service.api.routes.search import parameter_docs, search_options
 from service.fhir.transaction_examples import BATCH_EXAMPLE, TREATMENT_PLAN_TRANSACTION
+from service.interactions.search import search_system
 from service.interactions.transaction import process_bundle
 
 Prefer = Annotated[
@@ -96,3 +100,37 @@ async def batch_or_transaction(
         prefer=return_preference(prefer),
     )
     return json_response(body)
+
+
+_COMMON_PARAMETERS = ("_id", "_lastUpdated", "_tag", "_profile", "_security")
+_RESULT_PARAMETERS = ("_count", "_sort", "_total", "_summary", "_elements", "_cursor")
+_TYPE_PARAMETER = {
+    "name": "_type",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Comma-separated resource types to search (default: every type but AuditEvent).",
+}
+
+
+@router.get(
+    "",
+    tags=["System"],
+    summary="Search across resource types",
+    description="The parameters every type has (`_id`, `_lastUpdated`, `_tag`, `_profile`, `_security`), "
+    "over the types in `_type`. The audit trail is searched only when `_type` names AuditEvent.",
+    operation_id="search_system",
+    openapi_extra={
+        "parameters": [
+            _TYPE_PARAMETER,
+            *(p for p in parameter_docs("Patient") if p["name"] in _COMMON_PARAMETERS + _RESULT_PARAMETERS),
+        ]
+    },
+    responses={**bundle_response("searchset"), **error_responses(400, 406)},
+    response_class=Response,
+)
+async def system_search(
+    request: Request, engine: Engine, settings: SettingsDep, base_url: BaseUrl, prefer: SearchPrefer = None
+) -> Response:
+    options = search_options(settings, base_url, prefer)
+    return json_response(await search_system(engine, request.query_params.multi_items(), options))
