@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import Issue, NotFound
-from service.interactions.compartment import ensure_visible
 from service.storage.repository import ResourceRepository, StoredVersion
 
 
@@ -14,11 +13,7 @@ async def delete_resource(
 ) -> StoredVersion:
     """Delete a resource; deleting one already deleted succeeds again and writes nothing."""
     async with engine.begin() as connection:
-        repository = ResourceRepository(connection)
-        current = await repository.read(resource_type, resource_id)
-        if current is not None and not current.deleted:
-            ensure_visible(resource_type, resource_id, current.content)
-        deleted = await repository.delete(resource_type, resource_id, if_match=if_match)
+        deleted = await ResourceRepository(connection).delete(resource_type, resource_id, if_match=if_match)
     if deleted is None:
         raise NotFound(Issue(f"{resource_type}/{resource_id} is not known", expression=resource_type))
     return deleted

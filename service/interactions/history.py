@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.errors import Issue, NotFound
 from service.fhir.access import compartment_restriction
 from service.fhir.bundle import BundleDocument, Entry, Link, instant
-from service.interactions.compartment import confined_type
+from service.fhir.compartment import confined_type
 from service.storage.repository import HistoryEntry, ResourceRepository
 
 _STATUS = {"POST": "201 Created", "PUT": "200 OK", "DELETE": "204 No Content"}

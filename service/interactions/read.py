@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import Gone, Issue, NotFound
-from service.interactions.compartment import ensure_visible
 from service.storage.repository import ResourceRepository, StoredVersion
 
 
@@ -15,8 +14,6 @@ async def read_resource(engine: AsyncEngine, resource_type: str, resource_id: st
         found = await ResourceRepository(connection).read(resource_type, resource_id)
     if found is None:
         raise NotFound(Issue(f"{resource_type}/{resource_id} is not known", expression=resource_type))
-    if not found.deleted:
-        ensure_visible(resource_type, resource_id, found.content)
     if found.deleted:
         raise Gone(
             Issue(f"{resource_type}/{resource_id} was deleted (version {found.version_id})"),

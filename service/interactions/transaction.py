@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import BadRequest, FhirError, Issue, NotFound, operation_outcome
 from service.fhir.bundle import instant
+from service.fhir.compartment import ensure_writable
 from service.fhir.parsing import check_resource
 from service.fhir.transaction import (
     BundleEntry,
@@ -131,6 +132,8 @@ async def _transaction(engine: AsyncEngine, bundle: ReadBundle, base_url: str) -
                     assert entry.resource_type is not None
                     content = check_resource(entry.resource_type, entry.resource)
                     content = {k: v for k, v in content.items() if k != "id"}
+                    # The creates are written together below; refused here, the error names its entry.
+                    ensure_writable(entry.resource_type, targets[entry.index].resource_id, content)
                     checks.entry = entry.location
                     await run_write_rules(repository, entry.resource_type, content, None)
                     entry.resource = content
@@ -427,6 +430,7 @@ async def _single(repository: ResourceRepository, entry: BundleEntry, base_url: 
             )
             return _Outcome(201 if version.created else 200, version)
         content = {k: v for k, v in content.items() if k != "id"}
+        ensure_writable(entry.resource_type, "", content)  # as create_resource does, before the write rules
         await run_write_rules(repository, entry.resource_type, content, None)
         created = await repository.create(entry.resource_type, content)
         await run_after_write(repository, created, None)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import Gone, Issue, NotFound
-from service.interactions.compartment import ensure_visible
 from service.storage.repository import ResourceRepository, StoredVersion
 
 
@@ -17,8 +16,6 @@ async def vread_resource(
         found = await ResourceRepository(connection).vread(resource_type, resource_id, version_id)
     if found is None:
         raise NotFound(Issue(f"{resource_type}/{resource_id} has no version {version_id}"))
-    if not found.deleted:
-        ensure_visible(resource_type, resource_id, found.content)
     if found.deleted:
         raise Gone(Issue(f"version {version_id} of {resource_type}/{resource_id} records its deletion"))
     return found

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from service.storage.indexing.rows import search_reference, search_token
 from service.storage.repository import StoredVersion
 from service.storage.tables import resources
+from service.storage.visibility import current_compartment_filter
 
 _COLUMNS = (
     resources.c.resource_type,
@@ -55,6 +56,7 @@ async def find_by_identifier(
         .where(
             resources.c.resource_type == resource_type,
             resources.c.deleted.is_(False),
+            *current_compartment_filter([resource_type]),
             exists().where(condition),
         )
         .order_by(resources.c.id)
@@ -78,6 +80,7 @@ async def latest_response(
         .where(
             resources.c.resource_type == "QuestionnaireResponse",
             resources.c.deleted.is_(False),
+            *current_compartment_filter(["QuestionnaireResponse"]),
             exists().where(
                 subjects.c.resource_type == resources.c.resource_type,
                 subjects.c.resource_id == resources.c.id,

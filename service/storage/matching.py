@@ -26,6 +26,7 @@ from service.fhir.search import (
 )
 from service.storage.indexing.rows import search_reference, search_string, search_token, search_uri
 from service.storage.tables import resources
+from service.storage.visibility import current_compartment_filter
 
 
 async def matching_ids(connection: AsyncConnection, query: SearchQuery, *, limit: int = 2) -> list[str]:
@@ -40,6 +41,8 @@ async def matching_ids(connection: AsyncConnection, query: SearchQuery, *, limit
         .where(
             resources.c.resource_type == query.resource_type,
             resources.c.deleted.is_(False),
+            # A patient-context request matches only within its compartment, as its searches do.
+            *current_compartment_filter([query.resource_type]),
             *conditions,
         )
         .order_by(resources.c.id)

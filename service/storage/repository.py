@@ -20,12 +20,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.errors import Conflict, Issue, PreconditionFailed
+from service.fhir.compartment import ensure_visible, ensure_writable, visible
 from service.fhir.extraction import extract_index_values
 from service.fhir.labels import labelled
 from service.fhir.registry import patient_compartment
 from service.storage.indexing import delete_indexes, write_indexes
 from service.storage.indexing.rows import index_rows, search_reference, search_token, search_uri
 from service.storage.tables import resource_versions, resources
+from service.storage.visibility import current_compartment_filter
 
 Method = Literal["POST", "PUT", "DELETE"]
 Key = tuple[str, str]
@@ -34,6 +36,8 @@ Key = tuple[str, str]
 REFERRER_SAMPLE = 5
 # Records of what happened keep naming what they named after it is deleted, so they never block a delete.
 RECORD_TYPES = ("AuditEvent", "Provenance")
+# Stands for a referrer the current request may not see: it still blocks the delete, but is not named.
+_UNSEEN: Key = ("", "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,14 @@ def _version_key(version: object) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, int(part)) if part.isdigit() else (1, part) for part in parts)
 
 
+def _visible_version(row: Any) -> StoredVersion | None:
+    """The version in `row`, or None when there is none or the current request may not see it: a resource
+    of another patient's compartment is, to a patient-context token, a resource that does not exist."""
+    if row is None or not visible(row.resource_type, row.patient_id):
+        return None
+    return _version(row, content=row.content)
+
+
 def _version(row: Any, *, content: str | None) -> StoredVersion:
     return StoredVersion(
         resource_type=row.resource_type,
@@ -152,10 +164,10 @@ class ResourceRepository:
             resources.c.version_id,
             resources.c.last_updated,
             resources.c.deleted,
+            resources.c.patient_id,
             _CONTENT_TEXT.label("content"),
         ).where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
-        row = (await self.connection.execute(statement)).first()
-        return _version(row, content=row.content) if row else None
+        return _visible_version((await self.connection.execute(statement)).first())
 
     async def read_for_update(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         """The current version, locked until the transaction ends, for a read-modify-write such as PATCH."""
@@ -166,13 +178,13 @@ class ResourceRepository:
                 resources.c.version_id,
                 resources.c.last_updated,
                 resources.c.deleted,
+                resources.c.patient_id,
                 _CONTENT_TEXT.label("content"),
             )
             .where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
             .with_for_update()
         )
-        row = (await self.connection.execute(statement)).first()
-        return _version(row, content=row.content) if row else None
+        return _visible_version((await self.connection.execute(statement)).first())
 
     async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredVersion | None:
         statement = select(
@@ -181,20 +193,21 @@ class ResourceRepository:
             resource_versions.c.version_id,
             resource_versions.c.last_updated,
             resource_versions.c.deleted,
+            resource_versions.c.patient_id,
             _VERSION_CONTENT_TEXT.label("content"),
         ).where(
             resource_versions.c.resource_type == resource_type,
             resource_versions.c.id == resource_id,
             resource_versions.c.version_id == version_id,
         )
-        row = (await self.connection.execute(statement)).first()
-        return _version(row, content=row.content) if row else None
+        return _visible_version((await self.connection.execute(statement)).first())
 
     async def create(
         self, resource_type: str, content: dict[str, Any], *, resource_id: str | None = None
     ) -> StoredVersion:
         """Insert version 1 of a new resource under a fresh UUID (or `resource_id`)."""
         resource_id = resource_id or new_id()
+        ensure_writable(resource_type, resource_id, content)
         self._forget(resource_type, resource_id)
         now = datetime.now(UTC)
         stamped, body = _stamp(content, resource_id, 1, now)
@@ -235,6 +248,7 @@ class ResourceRepository:
         indexes: dict[Any, list[dict[str, Any]]] = {}
         stored = []
         for resource_type, resource_id, content in items:
+            ensure_writable(resource_type, resource_id, content)
             self._forget(resource_type, resource_id)
             stamped, body = _stamp(content, resource_id, 1, now)
             patient_id = patient_compartment(resource_type, resource_id, content)
@@ -275,6 +289,9 @@ class ResourceRepository:
         """
         self._forget(resource_type, resource_id)
         current = await self._lock_current(resource_type, resource_id)
+        if current is not None:
+            ensure_visible(resource_type, resource_id, current.patient_id)
+        ensure_writable(resource_type, resource_id, content)
         if current is None:
             if if_match is not None:
                 raise PreconditionFailed(
@@ -286,6 +303,7 @@ class ResourceRepository:
             # Another transaction created it between our lock attempt and insert: queue behind it.
             current = await self._lock_current(resource_type, resource_id)
             assert current is not None
+            ensure_visible(resource_type, resource_id, current.patient_id)
         if if_match is not None and if_match != current.version_id:
             raise PreconditionFailed(
                 Issue(
@@ -346,7 +364,7 @@ class ResourceRepository:
         """
         self._forget(resource_type, resource_id)
         current = await self._lock_current(resource_type, resource_id)
-        if current is None:
+        if current is None or not visible(resource_type, current.patient_id):
             return None
         if if_match is not None and if_match != current.version_id:
             raise PreconditionFailed(
@@ -476,7 +494,8 @@ class ResourceRepository:
         return _version(best, content=best.content)
 
     async def existing(self, keys: Iterable[Key]) -> set[Key]:
-        """Which of `keys` are live (not deleted) resources, each locked against deletion until commit.
+        """Which of `keys` are live (not deleted) resources the current request may see, each locked
+        against deletion until commit.
 
         `FOR KEY SHARE` lets other readers and referrers through but makes a concurrent delete (which locks
         the row `FOR UPDATE` before it looks for referrers) wait for this transaction, so a reference that
@@ -490,6 +509,7 @@ class ResourceRepository:
             .where(
                 tuple_(resources.c.resource_type, resources.c.id).in_(wanted),
                 resources.c.deleted.is_(False),
+                *current_compartment_filter({key[0] for key in wanted}),
             )
             .order_by(resources.c.resource_type, resources.c.id)
             .with_for_update(key_share=True)
@@ -503,10 +523,15 @@ class ResourceRepository:
 
         Only references that a search parameter indexes are seen (`search_reference`), which covers every
         reference between the served clinical types (subject, patient, goal, careTeam, addresses ...).
-        Audit records (`RECORD_TYPES`) are not referrers: they outlive what they name.
+        Audit records (`RECORD_TYPES`) are not referrers: they outlive what they name. A referrer the current
+        request may not see is reported as `_UNSEEN`.
         """
         statement = (
-            select(search_reference.c.resource_type, search_reference.c.resource_id)
+            select(
+                search_reference.c.resource_type,
+                search_reference.c.resource_id,
+                search_reference.c.patient_id,
+            )
             .where(
                 search_reference.c.target_type == resource_type,
                 search_reference.c.target_id == resource_id,
@@ -521,14 +546,20 @@ class ResourceRepository:
             .order_by(search_reference.c.resource_type, search_reference.c.resource_id)
             .limit(limit)
         )
-        return [(row.resource_type, row.resource_id) for row in await self.connection.execute(statement)]
+        return [
+            (row.resource_type, row.resource_id) if visible(row.resource_type, row.patient_id) else _UNSEEN
+            for row in await self.connection.execute(statement)
+        ]
 
     async def check_unreferenced(self, resource_type: str, resource_id: str) -> None:
         """Refuse (409) to delete a resource that others still reference, naming a few of them."""
         found = await self.referrers(resource_type, resource_id, limit=REFERRER_SAMPLE + 1)
         if not found:
             return
-        names = ", ".join(f"{kind}/{key}" for kind, key in found[:REFERRER_SAMPLE])
+        names = ", ".join(
+            f"{kind}/{key}" if (kind, key) != _UNSEEN else "a resource of another patient"
+            for kind, key in found[:REFERRER_SAMPLE]
+        )
         more = " and others" if len(found) > REFERRER_SAMPLE else ""
         raise Conflict(
             Issue(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.storage.indexing.rows import search_reference
 from service.storage.tables import resources
+from service.storage.visibility import current_compartment_filter
 
 
 async def careplan_ids_of_patient(connection: AsyncConnection, patient_id: str, *, limit: int) -> list[str]:
@@ -30,6 +31,7 @@ async def careplan_ids_of_patient(connection: AsyncConnection, patient_id: str, 
             search_reference.c.target_type == "Patient",
             search_reference.c.target_id == patient_id,
             resources.c.deleted.is_(False),
+            *current_compartment_filter(["CarePlan"]),
         )
         .distinct()
         .order_by(resources.c.last_updated.desc(), resources.c.id)
