@@ -250,3 +250,30 @@ class TestTreatmentPlans:
             "/ipt/treatment-plans", params={"patient": client_id}, headers=owner
         )
         assert plan_id in own_list.text
+
+
+class TestPortalSubmission:
+    async def test_a_patient_submits_a_worksheet_response_for_itself_only(
+        self, world: World, token: Token
+    ) -> None:
+        portal = _auth(token("patient/QuestionnaireResponse.cru patient/Questionnaire.rs", patient="p1"))
+        own = await world.client.post(QR, json=worksheet_response(subject="Patient/p1"), headers=portal)
+        assert own.status_code == 201, own.text
+        assert own.json()["subject"] == {"reference": "Patient/p1"}
+        versions = (await world.client.get(f"{QR}", params={"_summary": "count"}, headers=world.admin)).json()
+        other = await world.client.post(QR, json=worksheet_response(subject="Patient/p2"), headers=portal)
+        assert other.status_code == 403
+        assert other.json()["issue"][0]["expression"] == ["QuestionnaireResponse.subject"]
+        authored_as_p1 = worksheet_response(subject="Patient/p2", author={"reference": "Patient/p1"})
+        assert (await world.client.post(QR, json=authored_as_p1, headers=portal)).status_code == 403
+        after = (await world.client.get(f"{QR}", params={"_summary": "count"}, headers=world.admin)).json()
+        assert after["total"] == versions["total"]
+        # The response's own amendments stay possible; taking over p2's is not.
+        amended = {**own.json(), "status": "amended"}
+        assert (
+            await world.client.put(f"{QR}/{own.json()['id']}", json=amended, headers=portal)
+        ).status_code == 200
+        stolen = {**worksheet_response(subject="Patient/p1"), "id": world.response_p2}
+        assert (
+            await world.client.put(f"{QR}/{world.response_p2}", json=stolen, headers=portal)
+        ).status_code == 404
