@@ -82,6 +82,19 @@ def capability_statement(*, base_url: str, software_version: str, date: str) -> 
                 + ([dict(APPLY_OPERATION)] if spec.name == "PlanDefinition" else []),
             }
         )
+    resources.append(
+        {
+            "type": "AuditEvent",
+            "profile": "http://hl7.org/fhir/StructureDefinition/AuditEvent",
+            "documentation": "The audit trail, written by the server alone: read and searched with a user/ or "
+            "system/ scope that names AuditEvent (system/AuditEvent.rs).",
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "versioning": "no-version",
+            "readHistory": False,
+            "updateCreate": False,
+            **resource_search("AuditEvent"),
+        }
+    )
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",

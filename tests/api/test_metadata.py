@@ -19,7 +19,10 @@ class TestCapabilityStatement:
     async def test_lists_every_served_type_and_interaction(self, client: httpx.AsyncClient) -> None:
         rest = (await client.get("/fhir/metadata")).json()["rest"][0]
         by_type = {r["type"]: r for r in rest["resource"]}
-        assert set(by_type) == {spec.name for spec in RESOURCE_DEFINITIONS}
+        assert set(by_type) == {spec.name for spec in RESOURCE_DEFINITIONS} | {"AuditEvent"}
+        audit = by_type.pop("AuditEvent")
+        assert {i["code"] for i in audit["interaction"]} == {"read", "search-type"}
+        assert {p["name"] for p in audit["searchParam"]} >= {"date", "entity", "agent", "patient", "outcome"}
         for resource in by_type.values():
             codes = {i["code"] for i in resource["interaction"]}
             assert {
