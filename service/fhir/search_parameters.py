@@ -1,7 +1,9 @@
 """The search parameters the service supports, from the official FHIR R4 (4.0.1) definitions.
 
 The definitions live in `service/fhir/data/search_parameters.json`, generated once from the R4 package by
-`scripts/extract_search_parameters.py` (see its docstring for provenance). They are loaded once, on first use.
+`scripts/extract_search_parameters.py` (see its docstring for provenance), and in
+`sdc_search_parameters.json`, from the Structured Data Capture guide (`questionnaire-code`: R4's `code` on a
+Questionnaire searches its items' codes, not the form's own). They are loaded once, on first use.
 
 Parameter definitions: https://hl7.org/fhir/R4/searchparameter-registry.html
 Search framework: https://hl7.org/fhir/R4/search.html
@@ -47,13 +49,19 @@ class SearchParameter:
     bases: tuple[str, ...] = ()
 
 
+# The R4 definitions, then those of implementation guides the service follows (SDC), each file as published.
+_DEFINITION_FILES = ("search_parameters.json", "sdc_search_parameters.json")
+
+
 @cache
 def _load() -> tuple[SearchParameter, ...]:
-    text = resources.files("service.fhir.data").joinpath("search_parameters.json").read_text(encoding="utf-8")
-    document = json.loads(text)
+    items = []
+    for name in _DEFINITION_FILES:
+        text = resources.files("service.fhir.data").joinpath(name).read_text(encoding="utf-8")
+        items.extend(json.loads(text)["parameters"])
     known_types = set(get_args(ParameterType))
     parameters = []
-    for item in document["parameters"]:
+    for item in items:
         if item["type"] not in known_types:
             raise ValueError(f"search parameter {item['url']} has unsupported type {item['type']!r}")
         parameters.append(

@@ -6,6 +6,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mappings.codes import WORKSHEET_SYSTEM as WORKSHEET_CODES
 from mappings.content import load_content
 from service.interactions.content import content_resource_id, load_ipt_content
 from service.storage.repository import ResourceRepository
@@ -89,3 +90,72 @@ class TestLoadContent:
             phq9 = _worksheet(load_content(), "phq-9")
             assert await repository.find_by_canonical("Questionnaire", f"{phq9['url']}|0.0.0") is None
             assert await repository.find_by_canonical("ValueSet", str(phq9["url"])) is None
+
+
+class TestFindingContent:
+    """The searches a portal or EHR uses to find a worksheet: by canonical, version, code and name."""
+
+    @staticmethod
+    def _ids(bundle: dict[str, object]) -> list[str]:
+        return sorted(e["resource"]["id"] for e in bundle.get("entry", []))  # type: ignore[attr-defined,index]
+
+    async def test_by_url_version_code_and_name(self, client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+        content = load_content()
+        phq9 = _worksheet(content, "phq-9")
+        revised = {**copy.deepcopy(phq9), "version": "2.0.0"}
+        await load_ipt_content(engine, [*content, revised])
+        old_id, new_id = content_resource_id(phq9), content_resource_id(revised)
+        goodbye = _worksheet(content, "goodbye-letter")
+
+        async def found(**params: str) -> list[str]:
+            response = await client.get("/fhir/Questionnaire", params=params)
+            assert response.status_code == 200, response.text
+            return self._ids(response.json())
+
+        assert await found(url=str(phq9["url"])) == sorted([old_id, new_id])
+        assert await found(url=str(phq9["url"]), version="1.0.0") == [old_id]
+        assert await found(url=str(phq9["url"]), version="2.0.0") == [new_id]
+        # The form's own code (SDC questionnaire-code), and, as R4 defines `code`, the codes of its items.
+        assert await found(**{"questionnaire-code": "http://loinc.org|44249-1"}) == sorted([old_id, new_id])
+        assert await found(**{"questionnaire-code": "44249-1", "version": "2.0.0"}) == [new_id]
+        ipt_code = f"{WORKSHEET_CODES}|goodbye-letter"
+        assert await found(**{"questionnaire-code": ipt_code}) == [content_resource_id(goodbye)]
+        assert await found(code="http://loinc.org|44250-9", version="1.0.0") == [old_id]
+        assert await found(code="http://loinc.org|44249-1") == []
+        assert await found(name=str(phq9["name"]), version="1.0.0") == [old_id]
+        journal = _worksheet(content, "journal")
+        assert await found(name=str(journal["name"])) == [content_resource_id(journal)]
+        assert await found(url=str(phq9["url"]), version="9.9.9") == []
+
+    async def test_a_canonical_with_version_resolves_to_that_version(
+        self, client: httpx.AsyncClient, engine: AsyncEngine
+    ) -> None:
+        phq9 = _worksheet(load_content(), "phq-9")
+        revised = {**copy.deepcopy(phq9), "version": "2.0.0"}
+        await load_ipt_content(engine, [phq9, revised])
+        # A response citing url|1.0.0 is validated against 1.0.0 and keeps citing it.
+        response = {
+            "resourceType": "QuestionnaireResponse",
+            "questionnaire": f"{phq9['url']}|1.0.0",
+            "status": "in-progress",
+            "subject": {"reference": "Patient/p1"},
+        }
+        await client.put("/fhir/Patient/p1", json={"resourceType": "Patient", "id": "p1"})
+        created = await client.post(
+            "/fhir/QuestionnaireResponse", json=response, headers={"Content-Type": "application/fhir+json"}
+        )
+        assert created.status_code == 201, created.text
+        by_form = await client.get(
+            "/fhir/QuestionnaireResponse", params={"questionnaire": f"{phq9['url']}|1.0.0"}
+        )
+        assert self._ids(by_form.json()) == [created.json()["id"]]
+        assert (
+            self._ids(
+                (
+                    await client.get(
+                        "/fhir/QuestionnaireResponse", params={"questionnaire": f"{phq9['url']}|2.0.0"}
+                    )
+                ).json()
+            )
+            == []
+        )

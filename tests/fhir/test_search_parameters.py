@@ -72,7 +72,7 @@ EXPECTED: dict[str, set[str]] = {
         "part-of",
         "source",
     },
-    "Questionnaire": CONTENT | {"code"},
+    "Questionnaire": CONTENT | {"code", "questionnaire-code"},
     "PlanDefinition": CONTENT,
     "ActivityDefinition": CONTENT,
     "CodeSystem": CONTENT,
@@ -151,8 +151,10 @@ class TestAllParameters:
     def test_every_type_is_a_supported_one(self) -> None:
         assert {p.type for p in all_parameters()} <= set(get_args(ParameterType))
 
-    def test_every_definition_is_from_r4(self) -> None:
-        assert all(p.url.startswith("http://hl7.org/fhir/SearchParameter/") for p in all_parameters())
+    def test_every_definition_is_from_r4_or_sdc(self) -> None:
+        published = ("http://hl7.org/fhir/SearchParameter/", "http://hl7.org/fhir/uv/sdc/SearchParameter/")
+        assert all(p.url.startswith(published) for p in all_parameters())
+        assert [p.code for p in all_parameters() if "/uv/sdc/" in p.url] == ["questionnaire-code"]
 
     def test_every_url_appears_once(self) -> None:
         urls = [p.url for p in all_parameters()]
