@@ -86,8 +86,8 @@ def capability_statement(*, base_url: str, software_version: str, date: str) -> 
         {
             "type": "AuditEvent",
             "profile": "http://hl7.org/fhir/StructureDefinition/AuditEvent",
-            "documentation": "The audit trail, written by the server alone: read and searched with a user/ or "
-            "system/ scope that names AuditEvent (system/AuditEvent.rs).",
+            "documentation": "The audit trail, written by the server alone: read and searched with a "
+            "user/ or system/ scope that names AuditEvent (system/AuditEvent.rs).",
             "interaction": [{"code": "read"}, {"code": "search-type"}],
             "versioning": "no-version",
             "readHistory": False,
