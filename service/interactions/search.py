@@ -145,7 +145,7 @@ def _stored_types() -> Iterable[str]:
 
 
 def _visible(types: tuple[str, ...]) -> Scope:
-    """The searched types, narrowed to what the current requester may see (search.md#security)."""
+    """The searched types, narrowed to what the requester may see (docs/search.md, "Who sees what")."""
     access = current_access()
     if access is None:
         return Scope(types)
