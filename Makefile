@@ -48,8 +48,8 @@ pytest: install
 
 test: lint typecheck layers openapi-check pytest
 
-bench: install
-	$(BIN)/python -m benchmarks.crud
+# Every benchmark, each beside raw SQL on the same database in the same run (docs/performance.md).
+bench: bench-search bench-transaction
 
 # Loads a fresh database (10,000 patients, 100,000 responses, 20,000 care plans) and times four searches;
 # not part of `make test`. Figures go to docs/performance.md.

@@ -4,6 +4,7 @@ Every documented operation is called with generated data (valid and invalid); no
 and every response must match its documented status code, media type and schema.
 """
 
+import os
 import socket
 import threading
 import time
@@ -26,6 +27,8 @@ from service.config import Settings
 from service.openapi import DOCUMENT, render
 
 schema = schemathesis.openapi.from_path(DOCUMENT)
+# `make test` keeps the run short; `CONTRACT_EXAMPLES=200 pytest tests/contract` explores further.
+EXAMPLES = int(os.environ.get("CONTRACT_EXAMPLES", "8"))
 
 
 def _free_port() -> int:
@@ -60,7 +63,7 @@ class TestOpenApiDocument:
 
 @schema.parametrize()
 @hypothesis.settings(
-    max_examples=8,
+    max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=list(hypothesis.HealthCheck),
     derandomize=True,
