@@ -32,6 +32,10 @@ FHIR R4 (4.0.1) service for Interpersonal Psychotherapy (IPT): treatment plans a
 
 Bodies are FHIR JSON (`application/fhir+json`; `application/json` is accepted). Every error is an
 `OperationOutcome` whose `issue.expression` names the element at fault.
+
+Every route but the CapabilityStatement needs a bearer token: **Authorize** with one minted by
+`ipt-fhir token --scope 'system/*.cruds'`. The examples refer to `Patient/example`: create it first with
+`PUT /fhir/Patient/example` and the Patient example, then every example is accepted as shown.
 """
 
 

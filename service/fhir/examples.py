@@ -1,4 +1,8 @@
-"""A small valid instance of every served type, for the API documentation and the contract tests."""
+"""A small valid instance of every served type, for the API documentation and the contract tests.
+
+The clinical examples refer to `Patient/example`, which the Patient example creates when it is PUT to that
+id (`PUT /fhir/Patient/example`): tried in that order in the API docs, every example is accepted.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 EXAMPLES: dict[str, dict[str, Any]] = {
     "Patient": {
         "resourceType": "Patient",
+        "id": "example",
         "identifier": [{"system": "urn:example:mrn", "value": "12345"}],
         "name": [{"family": "Rivera", "given": ["Sam"]}],
         "gender": "male",

@@ -43,7 +43,9 @@ from service.storage.repository import StoredVersion
 ID_PATTERN = r"^[A-Za-z0-9\-.]{1,64}$"
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 
-ResourceId = Annotated[str, Path(pattern=ID_PATTERN, description="Logical id of the resource.")]
+ResourceId = Annotated[
+    str, Path(pattern=ID_PATTERN, description="Logical id of the resource.", examples=["example"])
+]
 Prefer = Annotated[
     str | None,
     Header(description="`return=minimal`, `return=representation` (default) or `return=OperationOutcome`."),
