@@ -561,7 +561,16 @@ def _keyset(keys: Sequence[_Key], values: Sequence[Any], *, backwards: bool) -> 
     """Rows strictly after (or before) `values` in the order of `keys`, missing values last."""
     alternatives: list[ColumnElement[bool]] = []
     equal_so_far: list[ColumnElement[bool]] = []
-    for key, value in zip(keys, values, strict=True):
+    tail = _row_comparable_tail(keys, values)
+    for index, (key, value) in enumerate(zip(keys, values, strict=True)):
+        if index == tail:
+            # `(type, id) > ('QuestionnaireResponse', 'x')` is a range on the primary key; the same test
+            # spelled with OR and AND is not, and made every page after the first walk from the start.
+            later = keys[index].descending == backwards
+            row = tuple_(*(k.expression for k in keys[index:]))
+            bound = tuple_(*(literal(v) for v in values[index:]))
+            alternatives.append(and_(*equal_so_far, row > bound if later else row < bound))
+            break
         column = key.expression
         later = key.descending == backwards  # ascending forward, or descending backward: look upward
         if value is None:
@@ -575,6 +584,19 @@ def _keyset(keys: Sequence[_Key], values: Sequence[Any], *, backwards: bool) -> 
         alternatives.append(and_(*equal_so_far, beyond))
         equal_so_far.append(same)
     return or_(*alternatives)
+
+
+def _row_comparable_tail(keys: Sequence[_Key], values: Sequence[Any]) -> int:
+    """Where the trailing keys begin that one row comparison can test: same direction, never missing."""
+    start = len(keys)
+    while (
+        start > 0
+        and not keys[start - 1].nullable
+        and values[start - 1] is not None
+        and keys[start - 1].descending == keys[-1].descending
+    ):
+        start -= 1
+    return start if start < len(keys) - 1 else len(keys)
 
 
 def _order(keys: Sequence[_Key], *, backwards: bool) -> list[Any]:
