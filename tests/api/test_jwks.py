@@ -115,6 +115,9 @@ def jwks_server() -> Iterator[_JwksServer]:
     thread.start()
     yield served
     served.server.shutdown()
+    # shutdown() stops the loop; the listening socket stays open until server_close().
+    served.server.server_close()
+    thread.join(timeout=10)
 
 
 class TestJwksUrl:
