@@ -14,8 +14,22 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Text, and_, bindparam, cast, func, insert, literal, null, select, tuple_, update
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    DateTime,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,7 +39,13 @@ from service.fhir.extraction import extract_index_values
 from service.fhir.labels import labelled
 from service.fhir.registry import patient_compartment
 from service.storage.indexing import delete_indexes, write_indexes
-from service.storage.indexing.rows import index_rows, search_reference, search_token, search_uri
+from service.storage.indexing.rows import (
+    INDEX_TABLES,
+    index_rows,
+    search_reference,
+    search_token,
+    search_uri,
+)
 from service.storage.tables import resource_versions, resources
 from service.storage.visibility import current_compartment_filter
 
@@ -105,6 +125,35 @@ def _version_key(version: object) -> tuple[tuple[int, int | str], ...]:
     """Orders business versions: numeric parts numerically (1.10.0 after 1.9.0), others as text."""
     parts = str(version or "").replace("-", ".").split(".")
     return tuple((0, int(part)) if part.isdigit() else (1, part) for part in parts)
+
+
+def _create_statement() -> Any:
+    """One statement writing a new resource, its first version and all its index rows.
+
+    Its text is the same for every resource (the index rows travel as arrays, unnested), so it is compiled
+    and prepared once per connection; every request's AuditEvent is written with it, in one round trip.
+    """
+    row = {
+        "resource_type": bindparam("resource_type", type_=Text),
+        "id": bindparam("id", type_=Text),
+        "version_id": 1,
+        "last_updated": bindparam("last_updated", type_=DateTime(timezone=True)),
+        "deleted": False,
+        "patient_id": bindparam("patient_id", type_=Text),
+        "content": cast(bindparam("body", type_=Text), JSONB),
+    }
+    inserts = [insert(resources).values(row), insert(resource_versions).values({**row, "method": "POST"})]
+    for table in INDEX_TABLES:
+        columns = _INDEX_VALUE_COLUMNS[table]
+        arrays = [bindparam(f"{table.name}_{name}", type_=ARRAY(table.c[name].type)) for name in columns]
+        values = func.unnest(*arrays).table_valued(*columns).render_derived(f"{table.name}_values")
+        inserts.append(insert(table).from_select(columns, select(*(values.c[name] for name in columns))))
+    ctes = [item.returning(literal(1)).cte(f"written_{n}") for n, item in enumerate(inserts)]
+    return union_all(*(select(cte.c[0]) for cte in ctes)).limit(0)
+
+
+_INDEX_VALUE_COLUMNS = {table: [column.name for column in table.columns] for table in INDEX_TABLES}
+_CREATE = _create_statement()
 
 
 def _visible_version(row: Any) -> StoredVersion | None:
@@ -212,26 +261,18 @@ class ResourceRepository:
         now = datetime.now(UTC)
         stamped, body = _stamp(content, resource_id, 1, now)
         patient_id = patient_compartment(resource_type, resource_id, content)
-        await self.connection.execute(
-            insert(resources).values(
-                resource_type=resource_type,
-                id=resource_id,
-                version_id=1,
-                last_updated=now,
-                deleted=False,
-                patient_id=patient_id,
-                content=cast(literal(body.decode(), Text), JSONB),
-            )
-        )
-        await self._append_version(resource_type, resource_id, 1, now, "POST", patient_id, body)
-        await write_indexes(
-            self.connection,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            content=stamped,
-            patient_id=patient_id,
-            replace=False,
-        )
+        rows = index_rows(resource_type, resource_id, extract_index_values(stamped), patient_id=patient_id)
+        parameters: dict[str, Any] = {
+            "resource_type": resource_type,
+            "id": resource_id,
+            "last_updated": now,
+            "patient_id": patient_id,
+            "body": body.decode(),
+        }
+        for table in INDEX_TABLES:
+            for column in _INDEX_VALUE_COLUMNS[table]:
+                parameters[f"{table.name}_{column}"] = [row[column] for row in rows.get(table, ())]
+        await self.connection.execute(_CREATE, parameters)
         return StoredVersion(resource_type, resource_id, 1, now, False, body, created=True)
 
     async def create_many(self, items: Sequence[tuple[str, str, dict[str, Any]]]) -> list[StoredVersion]:
