@@ -276,10 +276,11 @@ class ResourceRepository:
         return StoredVersion(resource_type, resource_id, 1, now, False, body, created=True)
 
     async def create_many(self, items: Sequence[tuple[str, str, dict[str, Any]]]) -> list[StoredVersion]:
-        """Insert version 1 of several new resources `(type, id, content)` in one statement per table.
+        """Insert version 1 of several new resources `(type, id, content)`: one multi-row INSERT of the
+        current rows, then a COPY per table of the history and index rows.
 
         The same rows as `create` once per item, but a transaction of a hundred resources costs a handful
-        of round trips instead of several hundred.
+        of round trips instead of a hundred.
         """
         if not items:
             return []
