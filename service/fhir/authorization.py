@@ -15,7 +15,7 @@ from service.fhir.registry import RESOURCES
 from service.fhir.scopes import Permission, decide
 
 # Operations that only read (or compute without storing) need read permission on their type.
-_READING_OPERATIONS = {"$validate", "$populate", "$apply", "$everything"}
+_READING_OPERATIONS = {"$validate", "$everything"}
 # The IPT API writes and reads a whole treatment plan: every type the plan consists of.
 IPT_PLAN_TYPES = ("CarePlan", "Goal", "Condition", "CareTeam", "Patient", "Practitioner", "RelatedPerson")
 
