@@ -60,3 +60,14 @@ async def test_create_many_writes_the_rows_create_writes(
     assert {**second, "id": one.id, "meta": first["meta"]} == first
     found = await client.get("/fhir/QuestionnaireResponse", params={"identifier": "urn:example:qr|Ä-1"})
     assert {e["resource"]["id"] for e in found.json()["entry"]} == {one.id, many.id}
+
+
+async def test_create_many_as_the_first_write_rolls_back_with_its_transaction(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        await ResourceRepository(connection).create_many(
+            [("QuestionnaireResponse", "qr-rolled-back", RESPONSE)]
+        )
+        await transaction.rollback()
+    for table in (resources, resource_versions, *INDEX_TABLES):
+        assert await _rows(engine, table, "qr-rolled-back") == [], table.name
