@@ -19,6 +19,7 @@ import asyncio
 import importlib
 import os
 import platform
+import random
 import socket
 import statistics
 import subprocess
@@ -26,6 +27,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,12 @@ QUESTIONNAIRE = {
 }
 
 
+def _authored(week: int) -> str:
+    """A different moment for every response, as a patient's weekly worksheets have."""
+    moment = datetime(2023, 1, 2, 9, 0, tzinfo=UTC) + timedelta(weeks=week, minutes=random.randrange(600))
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def transaction(responses: int) -> dict[str, Any]:
     patient_url = f"urn:uuid:{uuid.uuid4()}"
     entries: list[dict[str, Any]] = [
@@ -70,7 +78,7 @@ def transaction(responses: int) -> dict[str, Any]:
                     "questionnaire": f"{QUESTIONNAIRE_URL}|1.0.0",
                     "status": "completed",
                     "subject": {"reference": patient_url},
-                    "authored": "2025-03-01T10:00:00Z",
+                    "authored": _authored(week),
                     "item": [
                         {"linkId": "mood", "answer": [{"valueInteger": week % 11}]},
                         {"linkId": "note", "answer": [{"valueString": f"Week {week}: called a friend"}]},

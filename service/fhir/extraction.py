@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import fhirpathpy
@@ -120,6 +120,9 @@ class NumberValue:
 IndexValue = TokenValue | StringValue | ReferenceValue | DateValue | UriValue | NumberValue
 
 
+# Pure functions of a string that recur across the resources of a Bundle (every resource of a transaction
+# has the same `meta.lastUpdated`, most carry the same security label displays): cached, and bounded.
+@lru_cache(maxsize=4096)
 def normalize_string(value: str) -> str:
     """Fold case and strip accents, so `Müller` and `MULLER` index and search alike.
 
@@ -139,6 +142,7 @@ _DATE = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
 def date_range(value: str) -> tuple[datetime, datetime | None]:
     """The half-open UTC range `[low, high)` a FHIR date, dateTime or instant stands for.
 
