@@ -21,28 +21,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import os
 import platform
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import orjson
 
+from benchmarks.harness import auth_headers, dsn, fresh_database, services
 from service.fhir.extraction import extract_index_values
 from service.fhir.search import parse_search
-from service.storage.db import start_embedded_postgres, upgrade_to_head
 from service.storage.indexing.rows import INDEX_TABLES, index_rows
 from service.storage.search import Scope, include_statement, page_statement
 
@@ -51,15 +46,6 @@ QUESTIONNAIRE_URL = "http://example.org/bench/Questionnaire/mood"
 MRN = "http://hospital.example/mrn"
 NOW = datetime.now(UTC).replace(microsecond=0)
 FAMILIES = ("Rivera", "Lee", "Okafor", "Müller", "Nguyen")
-
-
-def _dsn(url: str, database: str | None = None) -> str:
-    from sqlalchemy import make_url
-
-    parsed = make_url(url).set(drivername="postgresql")
-    if database is not None:
-        parsed = parsed.set(database=database)
-    return parsed.render_as_string(hide_password=False)
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -168,48 +154,6 @@ class BulkWriter:
                 await connection.copy_records_to_table(table.name, records=rows, columns=columns)
 
 
-# --- the service ---------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def start_service(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    environment = {**os.environ, "DATABASE_URL": database_url, "IPT_FHIR_LOAD_CONTENT_ON_START": "false"}
-    # The command is this interpreter and fixed arguments.
-    command = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--port", str(port)]
-    command += ["--log-level", "warning", "--no-access-log"]
-    process = subprocess.Popen(command, env=environment)  # noqa: S603
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the service did not start")
-
-
-def _auth_headers() -> dict[str, str]:
-    """A development token when the service requires one (minted like `ipt-fhir token` does)."""
-    try:
-        security = importlib.import_module("service.api.security")
-        from service.config import get_settings
-
-        token = security.mint_token(get_settings(), scope="system/*.cruds", subject="bench", expires_in=7200)
-    except (ImportError, AttributeError, TypeError):
-        return {}
-    return {"Authorization": f"Bearer {token}"}
-
-
 # --- timing --------------------------------------------------------------------------------------
 
 
@@ -245,25 +189,10 @@ async def main() -> None:
     options = parser.parse_args()
     random.seed(7)
 
-    data_dir = Path(os.environ.get("DATA_DIR", ".data"))
-    server = start_embedded_postgres(data_dir / "bench", database="postgres")
-    admin = await asyncpg.connect(_dsn(server))
-    await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    version = await admin.fetchval("SHOW server_version")
-    await admin.close()
-    from sqlalchemy import make_url
-
-    database_url = make_url(server).set(database=DATABASE).render_as_string(hide_password=False)
-    # Alembic's env runs its own event loop.
-    await asyncio.to_thread(upgrade_to_head, database_url)
-    process, base = await asyncio.to_thread(start_service, database_url)
-    headers = {"Content-Type": "application/fhir+json", **_auth_headers()}
-    try:
+    database_url, version = await fresh_database(DATABASE)
+    headers = {"Content-Type": "application/fhir+json", **auth_headers()}
+    async with services(database_url) as [base]:
         await run_benchmark(options, database_url, base, headers, version)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 async def run_benchmark(
@@ -303,7 +232,7 @@ async def run_benchmark(
             for _ in range(plans_per_patient):
                 team = bulk.add(make_team(patient_id, random.choice(practitioners)), patient_id=patient_id)
                 bulk.add(make_plan(patient_id, team), patient_id=patient_id)
-        connection = await asyncpg.connect(_dsn(database_url))
+        connection = await asyncpg.connect(dsn(database_url))
         await bulk.copy(connection)
         await connection.execute("ANALYZE")
         total_seconds = time.perf_counter() - loading
@@ -334,7 +263,7 @@ async def run_benchmark(
 
                 median, p99 = summary(await timed(call, clients=clients, repeat=options.repeat // clients))
                 results.append((name, "service", clients, median, p99))
-            pool = await asyncpg.create_pool(_dsn(database_url), min_size=8, max_size=8)
+            pool = await asyncpg.create_pool(dsn(database_url), min_size=8, max_size=8)
             for clients in (1, 8):
 
                 async def call_raw(name: str = name, pool: asyncpg.Pool = pool) -> None:

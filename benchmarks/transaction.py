@@ -7,36 +7,31 @@ database transaction. The baseline inserts the same 101 JSON documents with raw 
 transaction, into a table with one `jsonb` column, on the same PostgreSQL in the same run.
 
 The figure is resources persisted per second, the median of `--rounds` rounds, at one client and at
-eight clients (each client sends its transactions one after another).
+eight clients (each client sends its transactions one after another). The service runs as `--processes`
+processes (one per CPU by default), each on a port of its own; client n sends to process n mod N.
 
-Usage: `python -m benchmarks.transaction [--responses 100] [--rounds 5] [--per-client 5]`
+Usage: `python -m benchmarks.transaction [--responses 100] [--rounds 5] [--per-client 10] [--processes N]`
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import os
 import platform
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import orjson
-from sqlalchemy import make_url
 
-from service.storage.db import start_embedded_postgres, upgrade_to_head
+from benchmarks.harness import auth_headers, dsn, fresh_database, services
 
 DATABASE = "ipt_fhir_bench_transaction"
 QUESTIONNAIRE_URL = "http://example.org/bench/Questionnaire/weekly-mood"
@@ -90,66 +85,18 @@ def transaction(responses: int) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
-# --- the service and the database ------------------------------------------------------------------
-
-
-def _dsn(url: str, database: str | None = None) -> str:
-    parsed = make_url(url).set(drivername="postgresql")
-    if database is not None:
-        parsed = parsed.set(database=database)
-    return parsed.render_as_string(hide_password=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def start_service(database_url: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    environment = {**os.environ, "DATABASE_URL": database_url, "IPT_FHIR_LOAD_CONTENT_ON_START": "false"}
-    # The command is this interpreter and fixed arguments.
-    command = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--port", str(port)]
-    command += ["--log-level", "warning", "--no-access-log", "--workers", str(workers)]
-    process = subprocess.Popen(command, env=environment)  # noqa: S603
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the service did not start")
-
-
-def _auth_headers() -> dict[str, str]:
-    """A development token when the service requires one."""
-    try:
-        security = importlib.import_module("service.api.security")
-        from service.config import get_settings
-
-        token = security.mint_token(get_settings(), scope="system/*.cruds", patient=None, subject="bench")
-    except (ImportError, AttributeError, TypeError):
-        return {}
-    return {"Authorization": f"Bearer {token}"}
-
-
 # --- timing ----------------------------------------------------------------------------------------
 
 
-async def rate(send: Callable[[], Awaitable[int]], *, clients: int, per_client: int) -> float:
-    """Resources persisted per second with `clients` concurrent senders of `per_client` transactions."""
+async def rate(send: Callable[[int], Awaitable[int]], *, clients: int, per_client: int) -> float:
+    """Resources persisted per second with `clients` concurrent senders of `per_client` transactions;
+    `send` gets the number of the client it sends for."""
 
-    async def client() -> int:
-        return sum([await send() for _ in range(per_client)])
+    async def client(number: int) -> int:
+        return sum([await send(number) for _ in range(per_client)])
 
     started = time.perf_counter()
-    persisted = sum(await asyncio.gather(*(client() for _ in range(clients))))
+    persisted = sum(await asyncio.gather(*(client(number) for number in range(clients))))
     return persisted / (time.perf_counter() - started)
 
 
@@ -157,74 +104,69 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--responses", type=int, default=100, help="QuestionnaireResponses per transaction")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per figure; the median is reported")
-    parser.add_argument("--per-client", type=int, default=5, help="transactions per client and round")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the service")
+    parser.add_argument("--per-client", type=int, default=10, help="transactions per client and round")
+    parser.add_argument(
+        "--processes", type=int, default=os.cpu_count() or 1, help="service processes (default: one per CPU)"
+    )
     options = parser.parse_args()
-
-    data_dir = Path(os.environ.get("DATA_DIR", ".data"))
-    server = start_embedded_postgres(data_dir / "bench", database="postgres")
-    admin = await asyncpg.connect(_dsn(server))
-    await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    version = await admin.fetchval("SHOW server_version")
-    await admin.close()
-    database_url = make_url(server).set(database=DATABASE).render_as_string(hide_password=False)
-    await asyncio.to_thread(upgrade_to_head, database_url)
-    process, base = start_service(database_url, options.workers)
-    try:
-        await run(options, database_url, base, str(version))
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    database_url, version = await fresh_database(DATABASE)
+    async with services(database_url, options.processes) as bases:
+        await run(options, database_url, bases, version)
 
 
-async def run(options: argparse.Namespace, database_url: str, base: str, version: str) -> None:
-    headers = {"Content-Type": "application/fhir+json", "Prefer": "return=minimal", **_auth_headers()}
-    size = options.responses + 1
-    pool = await asyncpg.create_pool(_dsn(database_url), min_size=8, max_size=8)
+async def run(options: argparse.Namespace, database_url: str, bases: list[str], version: str) -> None:
+    headers = {"Content-Type": "application/fhir+json", "Prefer": "return=minimal", **auth_headers()}
+    size: int = options.responses + 1
+    pool = await asyncpg.create_pool(dsn(database_url), min_size=8, max_size=8)
     await pool.execute("CREATE TABLE IF NOT EXISTS bench_raw (id text PRIMARY KEY, content jsonb NOT NULL)")
-    limits = httpx.Limits(max_connections=16)
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120, limits=limits) as http:
-        stored = await http.put(
-            f"/fhir/Questionnaire/{QUESTIONNAIRE['id']}", content=orjson.dumps(QUESTIONNAIRE)
-        )
-        stored.raise_for_status()
+    # Client n talks to process n mod N, over a connection of its own.
+    https = [
+        httpx.AsyncClient(base_url=bases[n % len(bases)], headers=headers, timeout=120) for n in range(8)
+    ]
 
-        async def service() -> int:
-            response = await http.post("/fhir", content=orjson.dumps(transaction(options.responses)))
-            if response.status_code != 200:
-                raise RuntimeError(f"transaction failed: {response.status_code} {response.text[:500]}")
-            return size
+    async def service(number: int) -> int:
+        body = orjson.dumps(transaction(options.responses))
+        response = await https[number].post("/fhir", content=body)
+        if response.status_code != 200:
+            raise RuntimeError(f"transaction failed: {response.status_code} {response.text[:500]}")
+        return size
 
-        async def raw() -> int:
-            documents = [
-                (str(uuid.uuid4()), orjson.dumps(e["resource"]).decode())
-                for e in transaction(options.responses)["entry"]
-            ]
-            async with pool.acquire() as connection, connection.transaction():
-                await connection.executemany(
-                    "INSERT INTO bench_raw (id, content) VALUES ($1, $2::jsonb)", documents
-                )
-            return size
+    async def raw(number: int) -> int:
+        documents = [
+            (str(uuid.uuid4()), orjson.dumps(e["resource"]).decode())
+            for e in transaction(options.responses)["entry"]
+        ]
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.executemany(
+                "INSERT INTO bench_raw (id, content) VALUES ($1, $2::jsonb)", documents
+            )
+        return size
 
-        await service()
-        await raw()
-        print(
-            f"PostgreSQL {version}; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, ",
-            end="",
-        )
-        print(
-            f"Python {platform.python_version()}; {options.workers} worker(s); {size} resources per Bundle, "
-            f"median of {options.rounds}"
-        )
-        print(f"{'clients':>8} {'service res/s':>14} {'raw res/s':>10} {'ratio':>7}")
-        for clients in (1, 8):
-            service_rates, raw_rates = [], []
-            for _ in range(options.rounds):
-                service_rates.append(await rate(service, clients=clients, per_client=options.per_client))
-                raw_rates.append(await rate(raw, clients=clients, per_client=options.per_client))
-            ours, theirs = statistics.median(service_rates), statistics.median(raw_rates)
-            print(f"{clients:>8} {ours:>14,.0f} {theirs:>10,.0f} {ours / theirs:>7.1%}")
+    stored = await https[0].put(
+        f"/fhir/Questionnaire/{QUESTIONNAIRE['id']}", content=orjson.dumps(QUESTIONNAIRE)
+    )
+    stored.raise_for_status()
+    for number in range(len(https)):
+        await service(number)
+    await raw(0)
+    print(
+        f"PostgreSQL {version}; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, ", end=""
+    )
+    print(
+        f"Python {platform.python_version()}; {len(bases)} service process(es); {size} resources per Bundle, "
+        f"median of {options.rounds}"
+    )
+    print(f"{'clients':>8} {'service res/s':>14} {'(rounds)':>16} {'raw res/s':>10} {'ratio':>7}")
+    for clients in (1, 8):
+        service_rates, raw_rates = [], []
+        for _ in range(options.rounds):
+            service_rates.append(await rate(service, clients=clients, per_client=options.per_client))
+            raw_rates.append(await rate(raw, clients=clients, per_client=options.per_client))
+        ours, theirs = statistics.median(service_rates), statistics.median(raw_rates)
+        spread = f"{min(service_rates):,.0f}-{max(service_rates):,.0f}"
+        print(f"{clients:>8} {ours:>14,.0f} {spread:>16} {theirs:>10,.0f} {ours / theirs:>7.1%}")
+    for http in https:
+        await http.aclose()
     await pool.close()
 
 
