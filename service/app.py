@@ -14,8 +14,8 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
 from service.api import handlers
-from service.api.access_log import log_requests
-from service.api.audit import audit_requests
+from service.api.access_log import AccessLog
+from service.api.audit import AuditTrail
 from service.api.negotiation import check_response_format
 from service.api.openapi_docs import component_schemas, document_security
 from service.api.routes import apply, audit, ipt, metadata, operations, resources, search, system, well_known
@@ -73,8 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
     handlers.install(app)
-    app.middleware("http")(audit_requests)
-    app.middleware("http")(log_requests)
+    # The last added runs outermost: the log line times the request with its audit write included.
+    app.add_middleware(AuditTrail)
+    app.add_middleware(AccessLog)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -6,9 +6,10 @@ the failure is logged (with ids only) and the answer still goes out.
 """
 
 import logging
-from collections.abc import Awaitable, Callable
 
-from fastapi import Request, Response
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.fhir.audit import audit_event
 from service.fhir.authorization import IPT_PLAN_TYPES, needs_for_fhir
@@ -28,21 +29,42 @@ def _touches_clinical_data(types: set[str]) -> bool:
     return False
 
 
-def _entities(segments: list[str], response: Response) -> list[str]:
+def _entities(segments: list[str], location: str) -> list[str]:
     if len(segments) >= 2 and not segments[1].startswith(("_", "$")):
         return [f"{segments[0]}/{segments[1]}"]
-    location = response.headers.get("location", "")
     if "/_history/" in location:
         parts = location.split("/_history/", 1)[0].rsplit("/", 2)
         return [f"{parts[-2]}/{parts[-1]}"]
     return []
 
 
-async def audit_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+class AuditTrail:
+    """ASGI middleware that writes the AuditEvent of a request once its response status is known, before
+    the response goes out.
+
+    Plain ASGI rather than Starlette's `BaseHTTPMiddleware`, which costs a task group and a memory stream
+    per request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(("/fhir", "/ipt")) or path.startswith(_UNAUDITED):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_once_audited(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await _audit(Request(scope), message["status"], Headers(raw=message.get("headers", [])))
+            await send(message)
+
+        await self.app(scope, receive, send_once_audited)
+
+
+async def _audit(request: Request, status: int, headers: Headers) -> None:
     path = request.url.path
-    response = await call_next(request)
-    if not path.startswith(("/fhir", "/ipt")) or path.startswith(_UNAUDITED):
-        return response
     if path.startswith("/ipt"):
         parts = [p for p in path[len("/ipt") :].split("/") if p]
         segments = ["CarePlan", *parts[1:]] if parts else ["CarePlan"]
@@ -51,19 +73,18 @@ async def audit_requests(request: Request, call_next: Callable[[Request], Awaita
         segments = [p for p in path[len("/fhir") :].split("/") if p]
         types = {need.resource_type for need in needs_for_fhir(request.method, segments)} or {"Bundle"}
     if not _touches_clinical_data(types):
-        return response
+        return
     event = audit_event(
         method=request.method,
         path=path,
         segments=segments,
         query=request.url.query,
-        status=response.status_code,
+        status=status,
         principal=getattr(request.state, "principal", None),
         address=request.client.host if request.client else None,
-        entities=_entities(segments, response),
+        entities=_entities(segments, headers.get("location", "")),
     )
     try:
         await record_audit_event(request.app.state.engine, event)
     except Exception:
         log.exception("could not record the AuditEvent of %s %s", request.method, path)
-    return response

@@ -1,4 +1,8 @@
-"""Request-scoped dependencies, as `Annotated` aliases the routes declare."""
+"""Request-scoped dependencies, as `Annotated` aliases the routes declare.
+
+They are `async` though none awaits anything: FastAPI runs a plain `def` dependency in its thread pool, a
+thread hand-off on every request for a few attribute reads.
+"""
 
 from typing import Annotated
 
@@ -8,17 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.config import Settings
 
 
-def get_engine(request: Request) -> AsyncEngine:
+async def get_engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_base_url(request: Request) -> str:
+async def get_base_url(request: Request) -> str:
     settings: Settings = request.app.state.settings
     if settings.base_url:
         return settings.base_url.rstrip("/")

@@ -32,7 +32,8 @@ def _media_types(header: str) -> list[tuple[str, float]]:
     return types
 
 
-def check_response_format(
+# async, though it awaits nothing: FastAPI would run a plain `def` dependency in its thread pool.
+async def check_response_format(
     request: Request,
     format_: Annotated[
         str | None,
