@@ -86,26 +86,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["ETag", "Location", "Last-Modified"],
         )
 
-    public = APIRouter(prefix="/fhir", dependencies=[Depends(check_response_format)])
-    public.include_router(metadata.router)
-    app.include_router(public)
-    app.include_router(well_known.router)
-
-    # Deny by default: every other FHIR route needs a bearer token whose scopes allow the request.
-    guarded = [Depends(require_fhir_access), Depends(check_response_format)]
-    fhir = APIRouter(prefix="/fhir", dependencies=guarded)
-    # Operations and search come before the instance routes, whose `{resource_id}` would also match
-    # `$validate` or `_search`.
-    fhir.include_router(audit.router)
-    fhir.include_router(operations.router)
-    fhir.include_router(apply.router)
-    fhir.include_router(search.router)
-    fhir.include_router(resources.build_router())
-    app.include_router(fhir)
-    # The Bundle endpoint is `[base]` itself, so it is included with the prefix rather than nested.
-    app.include_router(system.router, prefix="/fhir", dependencies=guarded)
-    app.include_router(ipt.router, dependencies=[Depends(require_ipt_access), Depends(check_response_format)])
-
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
         return RedirectResponse("/docs")
@@ -115,6 +95,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with request.app.state.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
         return JSONResponse({"status": "ok"})
+
+    # Every request is matched against the routes in order, one by one, and the per-type FHIR routes are
+    # two hundred of them: everything else comes first. Only the FHIR routes overlap one another.
+    public = APIRouter(prefix="/fhir", dependencies=[Depends(check_response_format)])
+    public.include_router(metadata.router)
+    app.include_router(public)
+    app.include_router(well_known.router)
+
+    # Deny by default: every other FHIR route needs a bearer token whose scopes allow the request.
+    guarded = [Depends(require_fhir_access), Depends(check_response_format)]
+    # The Bundle endpoint is `[base]` itself, so it is included with the prefix rather than nested.
+    app.include_router(system.router, prefix="/fhir", dependencies=guarded)
+    app.include_router(ipt.router, dependencies=[Depends(require_ipt_access), Depends(check_response_format)])
+    fhir = APIRouter(prefix="/fhir", dependencies=guarded)
+    # Operations and search come before the instance routes, whose `{resource_id}` would also match
+    # `$validate` or `_search`.
+    fhir.include_router(audit.router)
+    fhir.include_router(operations.router)
+    fhir.include_router(apply.router)
+    fhir.include_router(search.router)
+    fhir.include_router(resources.build_router())
+    app.include_router(fhir)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
