@@ -88,8 +88,7 @@ async def resolve_questionnaire(repository: ResourceRepository, canonical: str) 
         stored = await repository.find_by_canonical("Questionnaire", canonical)
     if stored is None or stored.deleted or stored.content is None:
         return None
-    found: JSON = orjson.loads(stored.content)
-    return found
+    return repository.parsed(stored)
 
 
 async def resolve_reference(
@@ -144,7 +143,7 @@ async def resolve_reference(
             )
         )
         return None
-    return Resolved(literal["type"], literal["id"], orjson.loads(stored.content))
+    return Resolved(literal["type"], literal["id"], repository.parsed(stored))
 
 
 async def value_set_codes(repository: ResourceRepository, questionnaire: JSON) -> dict[str, Codes]:
@@ -170,7 +169,7 @@ async def _expand(repository: ResourceRepository, canonical: str) -> Codes | Non
     stored = await repository.find_by_canonical("ValueSet", canonical)
     if stored is None or stored.content is None:
         return None
-    value_set: JSON = orjson.loads(stored.content)
+    value_set = repository.parsed(stored)
     expansion = value_set.get("expansion")
     if isinstance(expansion, dict):
         return frozenset(_contains(expansion.get("contains") or []))
@@ -199,7 +198,7 @@ async def _include(repository: ResourceRepository, include: JSON) -> set[tuple[s
     stored = await repository.find_by_canonical("CodeSystem", f"{system}|{version}" if version else system)
     if stored is None or stored.content is None:
         return None
-    code_system: JSON = orjson.loads(stored.content)
+    code_system = repository.parsed(stored)
     if code_system.get("content") != "complete":
         return None
     return {(system, code) for code in _concepts(code_system.get("concept") or [])}

@@ -201,6 +201,22 @@ class ResourceRepository:
         self.connection = connection
         self._reads: dict[Key, StoredVersion | None] | None = {} if cache_reads else None
         self._canonicals: dict[Key, StoredVersion | None] | None = {} if cache_reads else None
+        self._parsed: dict[tuple[str, str, int], dict[str, Any]] | None = {} if cache_reads else None
+
+    def parsed(self, version: StoredVersion) -> dict[str, Any]:
+        """The content of a live `version` as JSON.
+
+        A repository that caches reads parses each version once (a hundred responses to one PHQ-9 would
+        parse its 16 kB a hundred times each), so the result is shared: callers must not change it.
+        """
+        assert version.content is not None
+        if self._parsed is None:
+            content: dict[str, Any] = orjson.loads(version.content)
+            return content
+        key = (version.resource_type, version.id, version.version_id)
+        if key not in self._parsed:
+            self._parsed[key] = orjson.loads(version.content)
+        return self._parsed[key]
 
     def _forget(self, resource_type: str, resource_id: str) -> None:
         if self._reads is not None:
