@@ -3,22 +3,24 @@
 A rule gets the repository (to look things up in the same transaction), the resource type, the incoming
 content and the current version (for an update), and raises a `FhirError` to refuse the write.
 
-An after-write hook gets the repository, the version just written and the version it replaced, still inside
-the write's transaction, so that resources derived from the write (an Observation extracted from a completed
-QuestionnaireResponse) are committed or rolled back together with it. It runs only when a new version was
-written, not for an update that changed nothing.
+An after-write hook gets the repository and the writes of one resource type, each the version just written
+with the version it replaced, still inside the writes' transaction, so that resources derived from them (the
+Observations extracted from a completed QuestionnaireResponse) are committed or rolled back together with
+them. A transaction hands a hook all its creates of a type at once, so the hook can write what it derives
+together too. Hooks see only writes that made a new version, not an update that changed nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from service.storage.repository import ResourceRepository, StoredVersion
 
 WriteRule = Callable[[ResourceRepository, str, dict[str, Any], StoredVersion | None], Awaitable[None]]
 
-AfterWrite = Callable[[ResourceRepository, StoredVersion, StoredVersion | None], Awaitable[None]]
+Write = tuple[StoredVersion, StoredVersion | None]
+AfterWrite = Callable[[ResourceRepository, Sequence[Write]], Awaitable[None]]
 
 _RULES: dict[str, list[WriteRule]] = {}
 _AFTER_WRITE: dict[str, list[AfterWrite]] = {}
@@ -42,7 +44,15 @@ def register_after_write(resource_type: str, hook: AfterWrite) -> None:
 async def run_after_write(
     repository: ResourceRepository, written: StoredVersion, previous: StoredVersion | None
 ) -> None:
-    if not written.changed:
-        return
-    for hook in _AFTER_WRITE.get(written.resource_type, ()):
-        await hook(repository, written, previous)
+    await run_after_writes(repository, [(written, previous)])
+
+
+async def run_after_writes(repository: ResourceRepository, writes: Sequence[Write]) -> None:
+    """Run the after-write hooks of each written type once, on all its writes that made a new version."""
+    by_type: dict[str, list[Write]] = {}
+    for written, previous in writes:
+        if written.changed:
+            by_type.setdefault(written.resource_type, []).append((written, previous))
+    for resource_type, group in by_type.items():
+        for hook in _AFTER_WRITE.get(resource_type, ()):
+            await hook(repository, group)

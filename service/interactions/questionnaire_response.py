@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -33,7 +34,7 @@ import orjson
 from service.errors import Issue, Unprocessable
 from service.fhir.sdc import EXT_OBSERVATION_EXTRACT, extract_observations
 from service.fhir.validation import JSON, Codes, check_status_transition, validate_response
-from service.interactions.hooks import register_after_write, register_write_rule
+from service.interactions.hooks import Write, register_after_write, register_write_rule
 from service.storage.repository import ResourceRepository, StoredVersion
 
 __all__ = [
@@ -441,23 +442,35 @@ def keyed_observations(response: JSON, form: JSON) -> dict[str, JSON]:
     return keyed
 
 
-async def extract_on_completion(
-    repository: ResourceRepository, written: StoredVersion, previous: StoredVersion | None
-) -> None:
-    """Write (or correct, or withdraw) the Observations of a response in the transaction that changed it."""
-    response = _live_content(written)
-    if response is None:
-        return
-    before = _live_content(previous)
+async def extract_on_completion(repository: ResourceRepository, writes: Sequence[Write]) -> None:
+    """Write (or correct, or withdraw) the Observations of responses in the transaction that changed them.
+
+    Observations no earlier write left behind (those of new responses) are created together, in one
+    `create_many`; one that exists, or existed, is corrected or withdrawn by itself.
+    """
     wanted: dict[str, JSON] = {}
-    if response.get("status") in _FINISHED:
-        wanted = await _observations_of(repository, response)
-    earlier: dict[str, JSON] = {}
-    if before is not None and before.get("status") in _FINISHED:
-        earlier = await _observations_of(repository, {**before, "id": written.id})
+    withdrawn: set[str] = set()
+    for written, previous in writes:
+        response = _live_content(written)
+        if response is None:
+            continue
+        before = _live_content(previous)
+        now: dict[str, JSON] = {}
+        if response.get("status") in _FINISHED:
+            now = await _observations_of(repository, response)
+        earlier: dict[str, JSON] = {}
+        if before is not None and before.get("status") in _FINISHED:
+            earlier = await _observations_of(repository, {**before, "id": written.id})
+        wanted.update(now)
+        withdrawn |= earlier.keys() - now.keys()
+    taken = await repository.stored_ids("Observation", wanted.keys() | withdrawn)
+    await repository.create_many(
+        [("Observation", key, observation) for key, observation in wanted.items() if key not in taken]
+    )
     for key, observation in wanted.items():
-        await _write_observation(repository, key, observation)
-    for key in earlier.keys() - wanted.keys():
+        if key in taken:
+            await _write_observation(repository, key, observation)
+    for key in withdrawn:
         await _withdraw_observation(repository, key)
 
 

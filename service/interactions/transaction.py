@@ -53,7 +53,7 @@ from service.interactions.conditional import (
     too_many,
     update_in,
 )
-from service.interactions.hooks import run_after_write, run_write_rules
+from service.interactions.hooks import run_after_write, run_after_writes, run_write_rules
 from service.interactions.patch import PatchFormat, patch_in
 from service.interactions.references import check_deferred, deferred_reference_checks
 from service.storage.repository import ResourceRepository, StoredVersion, new_id
@@ -143,9 +143,8 @@ async def _transaction(engine: AsyncEngine, bundle: ReadBundle, base_url: str) -
                     [(e.resource_type or "", targets[e.index].resource_id, e.resource or {}) for e in creates]
                 )
                 for entry, version in zip(creates, written, strict=True):
-                    current = entry
                     outcomes[entry.index] = _Outcome(201, version)
-                    await run_after_write(repository, version, None)
+                await run_after_writes(repository, [(version, None) for version in written])
             for entry in (e for e in ordered if e.method in ("PUT", "PATCH")):
                 current = entry
                 checks.entry = entry.location

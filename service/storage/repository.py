@@ -567,6 +567,17 @@ class ResourceRepository:
         best = max(rows, key=lambda row: _version_key(orjson.loads(row.content).get("version")))
         return _version(best, content=best.content)
 
+    async def stored_ids(self, resource_type: str, ids: Iterable[str]) -> set[str]:
+        """Which of `ids` have a row, live, deleted or out of the request's sight: the rest are free for
+        `create_many`."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return set()
+        statement = select(resources.c.id).where(
+            resources.c.resource_type == resource_type, resources.c.id.in_(wanted)
+        )
+        return set((await self.connection.execute(statement)).scalars())
+
     async def existing(self, keys: Iterable[Key]) -> set[Key]:
         """Which of `keys` are live (not deleted) resources the current request may see, each locked
         against deletion until commit.

@@ -407,6 +407,50 @@ class TestPhq9Extraction:
         assert await _refused(phq9, sent) == [("QuestionnaireResponse", "required")]
         assert await self._observations(phq9) == []
 
+    async def test_a_transaction_stores_the_total_of_each_response(self, phq9: httpx.AsyncClient) -> None:
+        scores = [(0,) * 9, (1,) * 9, (2,) * 9, (3,) * 9]
+        entries = [
+            {"resource": phq9_response(s), "request": {"method": "POST", "url": "QuestionnaireResponse"}}
+            for s in scores
+        ]
+        entries.append(
+            {
+                "resource": phq9_response(status="in-progress"),
+                "request": {"method": "POST", "url": "QuestionnaireResponse"},
+            }
+        )
+        answer = await phq9.post(
+            "/fhir",
+            json={"resourceType": "Bundle", "type": "transaction", "entry": entries},
+            headers=FHIR_JSON,
+        )
+        assert answer.status_code == 200, answer.text
+        ids = [e["response"]["location"].split("/")[1] for e in answer.json()["entry"]]
+        totals = {
+            o["derivedFrom"][0]["reference"]: (o["valueInteger"], o["status"], o["meta"]["versionId"])
+            for o in await self._observations(phq9)
+        }
+        assert totals == {
+            f"QuestionnaireResponse/{response_id}": (9 * s[0], "final", "1")
+            for response_id, s in zip(ids, scores, strict=False)
+        }
+
+    async def test_a_failed_transaction_stores_no_total(self, phq9: httpx.AsyncClient) -> None:
+        entries = [
+            {"resource": phq9_response(), "request": {"method": "POST", "url": "QuestionnaireResponse"}},
+            {
+                "resource": phq9_response(subject="Patient/nobody"),
+                "request": {"method": "POST", "url": "QuestionnaireResponse"},
+            },
+        ]
+        answer = await phq9.post(
+            "/fhir",
+            json={"resourceType": "Bundle", "type": "transaction", "entry": entries},
+            headers=FHIR_JSON,
+        )
+        assert answer.status_code == 422, answer.text
+        assert await self._observations(phq9) == []
+
     async def test_one_total_per_response_and_per_patient(self, phq9: httpx.AsyncClient) -> None:
         await _created(phq9, phq9_response((0,) * 9))
         await _created(phq9, phq9_response((1,) * 9))
