@@ -56,7 +56,8 @@ def _start(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
     environment = {**os.environ, "DATABASE_URL": database_url, "IPT_FHIR_LOAD_CONTENT_ON_START": "false"}
     # The command is this interpreter and fixed arguments.
     command = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--port", str(port)]
-    command += ["--log-level", "warning", "--no-access-log"]
+    # Keep-alive past the default 5 s: a benchmark's client may sit idle while the raw baseline runs.
+    command += ["--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "60"]
     process = subprocess.Popen(command, env=environment)  # noqa: S603
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

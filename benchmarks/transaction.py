@@ -10,7 +10,12 @@ The figure is resources persisted per second, the median of `--rounds` rounds, a
 eight clients (each client sends its transactions one after another). The service runs as `--processes`
 processes (one per CPU by default), each on a port of its own; client n sends to process n mod N.
 
-Usage: `python -m benchmarks.transaction [--responses 100] [--rounds 5] [--per-client 10] [--processes N]`
+With `--form phq-9` the responses answer the IPT PHQ-9 instead (nine coded answers each, validated against
+its answer options), and each also yields its total-score Observation, written in the same transaction but
+not counted.
+
+Usage: `python -m benchmarks.transaction [--form weekly-mood|phq-9] [--responses 100] [--rounds 5]
+[--per-client 10] [--processes N]`
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,13 +38,13 @@ import httpx
 import orjson
 
 from benchmarks.harness import auth_headers, dsn, fresh_database, services
+from mappings.content import load_content
 
 DATABASE = "ipt_fhir_bench_transaction"
-QUESTIONNAIRE_URL = "http://example.org/bench/Questionnaire/weekly-mood"
-QUESTIONNAIRE = {
+WEEKLY_MOOD = {
     "resourceType": "Questionnaire",
     "id": "weekly-mood",
-    "url": QUESTIONNAIRE_URL,
+    "url": "http://example.org/bench/Questionnaire/weekly-mood",
     "version": "1.0.0",
     "status": "active",
     "subjectType": ["Patient"],
@@ -49,13 +55,56 @@ QUESTIONNAIRE = {
 }
 
 
+def _weekly_mood_items(week: int) -> list[dict[str, Any]]:
+    return [
+        {"linkId": "mood", "answer": [{"valueInteger": week % 11}]},
+        {"linkId": "note", "answer": [{"valueString": f"Week {week}: called a friend"}]},
+    ]
+
+
+def _phq9() -> Form:
+    questionnaire: dict[str, Any] = next(
+        r for r in load_content() if r["resourceType"] == "Questionnaire" and r["id"] == "phq-9"
+    )
+    questions = [
+        item for item in questionnaire["item"] if item["linkId"] in {f"phq9-{n}" for n in range(1, 10)}
+    ]
+
+    def items(week: int) -> list[dict[str, Any]]:
+        return [
+            {"linkId": item["linkId"], "answer": [item["answerOption"][(week + n) % 4]]}
+            for n, item in enumerate(questions)
+        ]
+
+    return Form(questionnaire, items)
+
+
+@dataclass(frozen=True)
+class Form:
+    """The Questionnaire the responses answer, and the answers of the response of a given week."""
+
+    questionnaire: dict[str, Any]
+    items: Callable[[int], list[dict[str, Any]]]
+
+    @property
+    def canonical(self) -> str:
+        return f"{self.questionnaire['url']}|{self.questionnaire['version']}"
+
+
+FORMS: dict[str, Callable[[], Form]] = {
+    "weekly-mood": lambda: Form(WEEKLY_MOOD, _weekly_mood_items),
+    # Nine coded answers each, and every completed response also yields its total-score Observation.
+    "phq-9": _phq9,
+}
+
+
 def _authored(week: int) -> str:
     """A different moment for every response, as a patient's weekly worksheets have."""
     moment = datetime(2023, 1, 2, 9, 0, tzinfo=UTC) + timedelta(weeks=week, minutes=random.randrange(600))
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def transaction(responses: int) -> dict[str, Any]:
+def transaction(responses: int, form: Form) -> dict[str, Any]:
     patient_url = f"urn:uuid:{uuid.uuid4()}"
     entries: list[dict[str, Any]] = [
         {
@@ -70,14 +119,11 @@ def transaction(responses: int) -> dict[str, Any]:
                 "fullUrl": f"urn:uuid:{uuid.uuid4()}",
                 "resource": {
                     "resourceType": "QuestionnaireResponse",
-                    "questionnaire": f"{QUESTIONNAIRE_URL}|1.0.0",
+                    "questionnaire": form.canonical,
                     "status": "completed",
                     "subject": {"reference": patient_url},
                     "authored": _authored(week),
-                    "item": [
-                        {"linkId": "mood", "answer": [{"valueInteger": week % 11}]},
-                        {"linkId": "note", "answer": [{"valueString": f"Week {week}: called a friend"}]},
-                    ],
+                    "item": form.items(week),
                 },
                 "request": {"method": "POST", "url": "QuestionnaireResponse"},
             }
@@ -106,6 +152,9 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds per figure; the median is reported")
     parser.add_argument("--per-client", type=int, default=10, help="transactions per client and round")
     parser.add_argument(
+        "--form", choices=sorted(FORMS), default="weekly-mood", help="the Questionnaire answered"
+    )
+    parser.add_argument(
         "--processes", type=int, default=os.cpu_count() or 1, help="service processes (default: one per CPU)"
     )
     options = parser.parse_args()
@@ -117,6 +166,7 @@ async def main() -> None:
 async def run(options: argparse.Namespace, database_url: str, bases: list[str], version: str) -> None:
     headers = {"Content-Type": "application/fhir+json", "Prefer": "return=minimal", **auth_headers()}
     size: int = options.responses + 1
+    form = FORMS[options.form]()
     pool = await asyncpg.create_pool(dsn(database_url), min_size=8, max_size=8)
     await pool.execute("CREATE TABLE IF NOT EXISTS bench_raw (id text PRIMARY KEY, content jsonb NOT NULL)")
     # Client n talks to process n mod N, over a connection of its own.
@@ -125,7 +175,7 @@ async def run(options: argparse.Namespace, database_url: str, bases: list[str], 
     ]
 
     async def service(number: int) -> int:
-        body = orjson.dumps(transaction(options.responses))
+        body = orjson.dumps(transaction(options.responses, form))
         response = await https[number].post("/fhir", content=body)
         if response.status_code != 200:
             raise RuntimeError(f"transaction failed: {response.status_code} {response.text[:500]}")
@@ -134,7 +184,7 @@ async def run(options: argparse.Namespace, database_url: str, bases: list[str], 
     async def raw(number: int) -> int:
         documents = [
             (str(uuid.uuid4()), orjson.dumps(e["resource"]).decode())
-            for e in transaction(options.responses)["entry"]
+            for e in transaction(options.responses, form)["entry"]
         ]
         async with pool.acquire() as connection, connection.transaction():
             await connection.executemany(
@@ -142,8 +192,9 @@ async def run(options: argparse.Namespace, database_url: str, bases: list[str], 
             )
         return size
 
+    questionnaire = form.questionnaire
     stored = await https[0].put(
-        f"/fhir/Questionnaire/{QUESTIONNAIRE['id']}", content=orjson.dumps(QUESTIONNAIRE)
+        f"/fhir/Questionnaire/{questionnaire['id']}", content=orjson.dumps(questionnaire)
     )
     stored.raise_for_status()
     for number in range(len(https)):
@@ -153,8 +204,8 @@ async def run(options: argparse.Namespace, database_url: str, bases: list[str], 
         f"PostgreSQL {version}; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, ", end=""
     )
     print(
-        f"Python {platform.python_version()}; {len(bases)} service process(es); {size} resources per Bundle, "
-        f"median of {options.rounds}"
+        f"Python {platform.python_version()}; {len(bases)} service process(es); {size} resources per Bundle "
+        f"({options.form}), median of {options.rounds}"
     )
     print(f"{'clients':>8} {'service res/s':>14} {'(rounds)':>16} {'raw res/s':>10} {'ratio':>7}")
     for clients in (1, 8):
