@@ -407,23 +407,19 @@ class TestPhq9Extraction:
         assert await _refused(phq9, sent) == [("QuestionnaireResponse", "required")]
         assert await self._observations(phq9) == []
 
+    async def _transaction(
+        self, client: httpx.AsyncClient, responses: list[dict[str, Any]]
+    ) -> httpx.Response:
+        entries = [
+            {"resource": r, "request": {"method": "POST", "url": "QuestionnaireResponse"}} for r in responses
+        ]
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+        return await client.post("/fhir", json=bundle, headers=FHIR_JSON)
+
     async def test_a_transaction_stores_the_total_of_each_response(self, phq9: httpx.AsyncClient) -> None:
         scores = [(0,) * 9, (1,) * 9, (2,) * 9, (3,) * 9]
-        entries = [
-            {"resource": phq9_response(s), "request": {"method": "POST", "url": "QuestionnaireResponse"}}
-            for s in scores
-        ]
-        entries.append(
-            {
-                "resource": phq9_response(status="in-progress"),
-                "request": {"method": "POST", "url": "QuestionnaireResponse"},
-            }
-        )
-        answer = await phq9.post(
-            "/fhir",
-            json={"resourceType": "Bundle", "type": "transaction", "entry": entries},
-            headers=FHIR_JSON,
-        )
+        responses = [phq9_response(s) for s in scores] + [phq9_response(status="in-progress")]
+        answer = await self._transaction(phq9, responses)
         assert answer.status_code == 200, answer.text
         ids = [e["response"]["location"].split("/")[1] for e in answer.json()["entry"]]
         totals = {
@@ -436,18 +432,7 @@ class TestPhq9Extraction:
         }
 
     async def test_a_failed_transaction_stores_no_total(self, phq9: httpx.AsyncClient) -> None:
-        entries = [
-            {"resource": phq9_response(), "request": {"method": "POST", "url": "QuestionnaireResponse"}},
-            {
-                "resource": phq9_response(subject="Patient/nobody"),
-                "request": {"method": "POST", "url": "QuestionnaireResponse"},
-            },
-        ]
-        answer = await phq9.post(
-            "/fhir",
-            json={"resourceType": "Bundle", "type": "transaction", "entry": entries},
-            headers=FHIR_JSON,
-        )
+        answer = await self._transaction(phq9, [phq9_response(), phq9_response(subject="Patient/nobody")])
         assert answer.status_code == 422, answer.text
         assert await self._observations(phq9) == []
 
