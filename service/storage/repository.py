@@ -309,8 +309,8 @@ class ResourceRepository:
 
         The same rows as `create` once per item, but a transaction of a hundred resources costs a handful
         of round trips instead of a hundred, and no SQL parameters: COPY sends the rows in PostgreSQL's
-        binary format. The ids are new (`new_id`), so the current rows cannot clash with stored ones; a
-        clash would still fail on the primary key and roll the transaction back.
+        binary format. The ids must be free, new (`new_id`) or found free by `stored_ids`; a clash still
+        fails on the primary key and rolls the transaction back.
         """
         if not items:
             return []
