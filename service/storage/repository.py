@@ -16,10 +16,12 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy import (
     DateTime,
+    Integer,
     Text,
     and_,
     bindparam,
     cast,
+    delete,
     func,
     insert,
     literal,
@@ -127,29 +129,77 @@ def _version_key(version: object) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, int(part)) if part.isdigit() else (1, part) for part in parts)
 
 
+def _index_inserts() -> list[Any]:
+    """An INSERT per index table, of the rows given as one array parameter per column (`_index_arrays`)."""
+    inserts = []
+    for table in INDEX_TABLES:
+        columns = _INDEX_VALUE_COLUMNS[table]
+        arrays = [bindparam(f"{table.name}_{name}", type_=ARRAY(table.c[name].type)) for name in columns]
+        values = func.unnest(*arrays).table_valued(*columns).render_derived(f"{table.name}_values")
+        inserts.append(insert(table).from_select(columns, select(*(values.c[name] for name in columns))))
+    return inserts
+
+
+def _index_arrays(rows: dict[Any, list[dict[str, Any]]]) -> dict[str, list[Any]]:
+    return {
+        f"{table.name}_{column}": [row[column] for row in rows.get(table, ())]
+        for table in INDEX_TABLES
+        for column in _INDEX_VALUE_COLUMNS[table]
+    }
+
+
+def _one_statement(writes: list[Any]) -> Any:
+    # Data-modifying CTEs all run, against one snapshot, whether or not the outer query reads their rows.
+    ctes = [item.returning(literal(1)).cte(f"written_{n}") for n, item in enumerate(writes)]
+    return union_all(*(select(cte.c[0]) for cte in ctes)).limit(0)
+
+
+_ROW = {
+    "resource_type": bindparam("resource_type", type_=Text),
+    "id": bindparam("id", type_=Text),
+    "last_updated": bindparam("last_updated", type_=DateTime(timezone=True)),
+    "deleted": False,
+    "patient_id": bindparam("patient_id", type_=Text),
+    "content": cast(bindparam("body", type_=Text), JSONB),
+}
+
+
 def _create_statement() -> Any:
     """One statement writing a new resource, its first version and all its index rows.
 
     Its text is the same for every resource (the index rows travel as arrays, unnested), so it is compiled
     and prepared once per connection; every request's AuditEvent is written with it, in one round trip.
     """
-    row = {
-        "resource_type": bindparam("resource_type", type_=Text),
-        "id": bindparam("id", type_=Text),
-        "version_id": 1,
-        "last_updated": bindparam("last_updated", type_=DateTime(timezone=True)),
-        "deleted": False,
-        "patient_id": bindparam("patient_id", type_=Text),
-        "content": cast(bindparam("body", type_=Text), JSONB),
-    }
-    inserts = [insert(resources).values(row), insert(resource_versions).values({**row, "method": "POST"})]
-    for table in INDEX_TABLES:
-        columns = _INDEX_VALUE_COLUMNS[table]
-        arrays = [bindparam(f"{table.name}_{name}", type_=ARRAY(table.c[name].type)) for name in columns]
-        values = func.unnest(*arrays).table_valued(*columns).render_derived(f"{table.name}_values")
-        inserts.append(insert(table).from_select(columns, select(*(values.c[name] for name in columns))))
-    ctes = [item.returning(literal(1)).cte(f"written_{n}") for n, item in enumerate(inserts)]
-    return union_all(*(select(cte.c[0]) for cte in ctes)).limit(0)
+    row = {**_ROW, "version_id": 1}
+    return _one_statement(
+        [
+            insert(resources).values(row),
+            insert(resource_versions).values({**row, "method": "POST"}),
+            *_index_inserts(),
+        ]
+    )
+
+
+def _update_statement() -> Any:
+    """One statement writing a new version of a resource whose current row the caller has locked: the
+    current row, the history row, and its index rows replaced.
+
+    The deletes and the inserts of index rows share one snapshot, so the deletes see only the old rows.
+    """
+    # Not `resource_type` and `id`: SQLAlchemy adds a parameter named after a column of the updated table to
+    # the SET clause.
+    of_type, of_id = bindparam("of_type", type_=Text), bindparam("of_id", type_=Text)
+    settable = {k: v for k, v in _ROW.items() if k not in ("resource_type", "id")}
+    settable["version_id"] = bindparam("version_id", type_=Integer)
+    current = update(resources).where(resources.c.resource_type == of_type, resources.c.id == of_id)
+    version = insert(resource_versions).values(
+        {**settable, "resource_type": of_type, "id": of_id, "method": bindparam("method", type_=Text)}
+    )
+    deletes = [
+        delete(table).where(table.c.resource_type == of_type, table.c.resource_id == of_id)
+        for table in INDEX_TABLES
+    ]
+    return _one_statement([current.values(settable), version, *deletes, *_index_inserts()])
 
 
 _INDEX_VALUE_COLUMNS = {table: [column.name for column in table.columns] for table in INDEX_TABLES}
@@ -166,6 +216,7 @@ _VERSION_COLUMNS = (
     "content",
 )
 _CREATE = _create_statement()
+_UPDATE = _update_statement()
 
 
 def _visible_version(row: Any) -> StoredVersion | None:
@@ -296,10 +347,8 @@ class ResourceRepository:
             "last_updated": now,
             "patient_id": patient_id,
             "body": body.decode(),
+            **_index_arrays(rows),
         }
-        for table in INDEX_TABLES:
-            for column in _INDEX_VALUE_COLUMNS[table]:
-                parameters[f"{table.name}_{column}"] = [row[column] for row in rows.get(table, ())]
         await self.connection.execute(_CREATE, parameters)
         return StoredVersion(resource_type, resource_id, 1, now, False, body, created=True)
 
@@ -400,25 +449,18 @@ class ResourceRepository:
         now = datetime.now(UTC)
         stamped, body = _stamp(content, resource_id, version_id, now)
         patient_id = patient_compartment(resource_type, resource_id, content)
-        await self.connection.execute(
-            update(resources)
-            .where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
-            .values(
-                version_id=version_id,
-                last_updated=now,
-                deleted=False,
-                patient_id=patient_id,
-                content=cast(literal(body.decode(), Text), JSONB),
-            )
-        )
-        await self._append_version(resource_type, resource_id, version_id, now, "PUT", patient_id, body)
-        await write_indexes(
-            self.connection,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            content=stamped,
-            patient_id=patient_id,
-        )
+        rows = index_rows(resource_type, resource_id, extract_index_values(stamped), patient_id=patient_id)
+        parameters: dict[str, Any] = {
+            "of_type": resource_type,
+            "of_id": resource_id,
+            "version_id": version_id,
+            "method": "PUT",
+            "last_updated": now,
+            "patient_id": patient_id,
+            "body": body.decode(),
+            **_index_arrays(rows),
+        }
+        await self.connection.execute(_UPDATE, parameters)
         return StoredVersion(
             resource_type, resource_id, version_id, now, False, body, created=current.deleted
         )

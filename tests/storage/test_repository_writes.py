@@ -71,3 +71,22 @@ async def test_create_many_as_the_first_write_rolls_back_with_its_transaction(en
         await transaction.rollback()
     for table in (resources, resource_versions, *INDEX_TABLES):
         assert await _rows(engine, table, "qr-rolled-back") == [], table.name
+
+
+async def test_an_update_leaves_the_rows_a_create_of_its_content_writes(engine: AsyncEngine) -> None:
+    first = {**RESPONSE, "subject": {"reference": "Patient/p0"}, "status": "in-progress"}
+    async with engine.begin() as connection:
+        repository = ResourceRepository(connection)
+        fresh = await repository.create("QuestionnaireResponse", RESPONSE)
+        changed = await repository.create("QuestionnaireResponse", first)
+        await repository.update("QuestionnaireResponse", changed.id, {**RESPONSE, "id": changed.id})
+    for table in (resources, *INDEX_TABLES):
+        assert await _rows(engine, table, changed.id) == [
+            {**row, "version_id": 2} if "version_id" in row else row
+            for row in await _rows(engine, table, fresh.id)
+        ], table.name
+    history = await _rows(engine, resource_versions, changed.id)
+    assert [(row["version_id"], row["method"], row["patient_id"]) for row in history] == [
+        (1, "POST", "p0"),
+        (2, "PUT", "p1"),
+    ]
