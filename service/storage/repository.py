@@ -40,7 +40,7 @@ from service.fhir.compartment import ensure_visible, ensure_writable, visible
 from service.fhir.extraction import extract_index_values
 from service.fhir.labels import labelled
 from service.fhir.registry import patient_compartment
-from service.storage.indexing import delete_indexes, write_indexes
+from service.storage.indexing import delete_indexes
 from service.storage.indexing.rows import (
     INDEX_TABLES,
     index_rows,
@@ -180,6 +180,13 @@ def _create_statement() -> Any:
     )
 
 
+def _first_version_statement() -> Any:
+    """The history row and the index rows of a resource whose current row was just inserted (a PUT that
+    creates): the rest of `_CREATE`, once `_INSERT_IF_ABSENT` has claimed the id."""
+    row = {**_ROW, "version_id": 1, "method": bindparam("method", type_=Text)}
+    return _one_statement([insert(resource_versions).values(row), *_index_inserts()])
+
+
 def _update_statement() -> Any:
     """One statement writing a new version of a resource whose current row the caller has locked: the
     current row, the history row, and its index rows replaced.
@@ -217,6 +224,10 @@ _VERSION_COLUMNS = (
 )
 _CREATE = _create_statement()
 _UPDATE = _update_statement()
+_INSERT_IF_ABSENT = (
+    pg_insert(resources).values({**_ROW, "version_id": 1}).on_conflict_do_nothing().returning(resources.c.id)
+)
+_FIRST_VERSION = _first_version_statement()
 
 
 def _visible_version(row: Any) -> StoredVersion | None:
@@ -725,31 +736,17 @@ class ResourceRepository:
         now = datetime.now(UTC)
         stamped, body = _stamp(content, resource_id, 1, now)
         patient_id = patient_compartment(resource_type, resource_id, content)
-        statement = (
-            pg_insert(resources)
-            .values(
-                resource_type=resource_type,
-                id=resource_id,
-                version_id=1,
-                last_updated=now,
-                deleted=False,
-                patient_id=patient_id,
-                content=cast(bindparam("body", body.decode(), type_=Text), JSONB),
-            )
-            .on_conflict_do_nothing()
-            .returning(resources.c.id)
-        )
-        if (await self.connection.execute(statement)).first() is None:
+        row = {
+            "resource_type": resource_type,
+            "id": resource_id,
+            "last_updated": now,
+            "patient_id": patient_id,
+            "body": body.decode(),
+        }
+        if (await self.connection.execute(_INSERT_IF_ABSENT, row)).first() is None:
             return None
-        await self._append_version(resource_type, resource_id, 1, now, "PUT", patient_id, body)
-        await write_indexes(
-            self.connection,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            content=stamped,
-            patient_id=patient_id,
-            replace=False,
-        )
+        rows = index_rows(resource_type, resource_id, extract_index_values(stamped), patient_id=patient_id)
+        await self.connection.execute(_FIRST_VERSION, {**row, "method": "PUT", **_index_arrays(rows)})
         return StoredVersion(resource_type, resource_id, 1, now, False, body, created=True)
 
     async def _append_version(

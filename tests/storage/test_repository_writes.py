@@ -90,3 +90,15 @@ async def test_an_update_leaves_the_rows_a_create_of_its_content_writes(engine: 
         (1, "POST", "p0"),
         (2, "PUT", "p1"),
     ]
+
+
+async def test_an_update_that_creates_writes_the_rows_a_create_writes(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        repository = ResourceRepository(connection)
+        one = await repository.create("QuestionnaireResponse", RESPONSE)
+        put = await repository.update("QuestionnaireResponse", "qr-put", {**RESPONSE, "id": "qr-put"})
+    assert put.created
+    for table in (resources, *INDEX_TABLES):
+        assert await _rows(engine, table, put.id) == await _rows(engine, table, one.id), table.name
+    [history] = await _rows(engine, resource_versions, put.id)
+    assert (history["version_id"], history["method"], history["patient_id"]) == (1, "PUT", "p1")
