@@ -8,14 +8,15 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from sqlalchemy import Select, Table, delete, func, select
+from sqlalchemy import Select, Table, delete, func, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import InvalidSearch
 from service.fhir.search import parse_search
 from service.interactions.reindex import reindex
 from service.storage.indexing.rows import INDEX_TABLES, INFINITY, search_token
-from service.storage.search import decode_cursor, encode_cursor
+from service.storage.search import Scope, count_statement, decode_cursor, encode_cursor
 from tests.factories import FHIR_JSON, patient
 
 
@@ -69,3 +70,30 @@ class TestReindex:
                 for table in INDEX_TABLES
             }
         assert after == before
+
+
+class TestPartialIndexes:
+    """Token texts and reference URLs are indexed only where present; the searches on them still use the
+    index, because their strict operators imply `IS NOT NULL`."""
+
+    @pytest.mark.parametrize(
+        ("resource_type", "parameters", "index"),
+        [
+            ("Observation", [("code:text", "mood")], "ix_search_token_text"),
+            (
+                "QuestionnaireResponse",
+                [("questionnaire", "http://x.org/Q/weekly|1.0")],
+                "ix_search_reference_url",
+            ),
+        ],
+    )
+    async def test_search_plan_uses_the_partial_index(
+        self, engine: AsyncEngine, resource_type: str, parameters: list[tuple[str, str]], index: str
+    ) -> None:
+        statement = count_statement(parse_search(resource_type, parameters), Scope((resource_type,)))
+        compiled = statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+        async with engine.connect() as connection:
+            # With so few rows the planner would rather scan; what is asked here is whether it may use the index.
+            await connection.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = (await connection.execute(text(f"EXPLAIN {compiled}"))).scalars().all()
+        assert any(index in line for line in plan), plan

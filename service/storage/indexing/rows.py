@@ -122,12 +122,16 @@ Index(
     search_token.c.code,
     search_token.c.system,
 )
+# Only codings with a display, and CodeableConcept texts, have a text: most token rows (`status`, `_id`,
+# identifiers) would be index entries that no search reaches, each written with its row. `LIKE` is strict, so
+# a `:text` search implies `text IS NOT NULL` and can use the partial index; so can `url =` below.
 Index(
     "ix_search_token_text",
     search_token.c.resource_type,
     search_token.c.param,
     search_token.c.text,
     postgresql_ops={"text": "text_pattern_ops"},
+    postgresql_where=search_token.c.text.is_not(None),
 )
 Index(
     "ix_search_string_value",
@@ -145,7 +149,12 @@ Index(
     search_reference.c.param,
     search_reference.c.resource_type,
 )
-Index("ix_search_reference_url", search_reference.c.url, search_reference.c.version)
+Index(
+    "ix_search_reference_url",
+    search_reference.c.url,
+    search_reference.c.version,
+    postgresql_where=search_reference.c.url.is_not(None),
+)
 Index(
     "ix_search_date_range",
     search_date.c.resource_type,
