@@ -128,8 +128,7 @@ class BulkWriter:
         self.versions.append((resource_type, resource_id, 1, at, False, "POST", owner, body))
         grouped = index_rows(resource_type, resource_id, extract_index_values(stamped), patient_id=owner)
         for table, rows in grouped.items():
-            columns = [c.name for c in table.columns]
-            self.index[table.name].extend(tuple(row[c] for c in columns) for row in rows)
+            self.index[table.name].extend(rows)
         return resource_id
 
     async def copy(self, connection: asyncpg.Connection) -> None:

@@ -140,11 +140,11 @@ def _index_inserts() -> list[Any]:
     return inserts
 
 
-def _index_arrays(rows: dict[Any, list[dict[str, Any]]]) -> dict[str, list[Any]]:
+def _index_arrays(rows: dict[Any, list[tuple[Any, ...]]]) -> dict[str, list[Any]]:
     return {
-        f"{table.name}_{column}": [row[column] for row in rows.get(table, ())]
+        f"{table.name}_{column}": [row[position] for row in rows.get(table, ())]
         for table in INDEX_TABLES
-        for column in _INDEX_VALUE_COLUMNS[table]
+        for position, column in enumerate(_INDEX_VALUE_COLUMNS[table])
     }
 
 
@@ -377,7 +377,7 @@ class ResourceRepository:
         now = datetime.now(UTC)
         current_rows: list[tuple[Any, ...]] = []
         version_rows: list[tuple[Any, ...]] = []
-        indexes: dict[Any, list[dict[str, Any]]] = {}
+        indexes: dict[Any, list[tuple[Any, ...]]] = {}
         stored = []
         for resource_type, resource_id, content in items:
             ensure_writable(resource_type, resource_id, content)
@@ -395,7 +395,7 @@ class ResourceRepository:
         await self._copy(resource_versions, _VERSION_COLUMNS, version_rows)
         for table, rows in indexes.items():
             columns = _INDEX_VALUE_COLUMNS[table]
-            await self._copy(table, columns, [tuple(row[name] for name in columns) for row in rows])
+            await self._copy(table, columns, rows)
         return stored
 
     async def _copy(self, table: Any, columns: Sequence[str], records: list[tuple[Any, ...]]) -> None:

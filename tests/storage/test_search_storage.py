@@ -93,7 +93,7 @@ class TestPartialIndexes:
         statement = count_statement(parse_search(resource_type, parameters), Scope((resource_type,)))
         compiled = statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
         async with engine.connect() as connection:
-            # With so few rows the planner would rather scan; what is asked here is whether it may use the index.
+            # With so few rows the planner would rather scan; the question is whether it may use the index.
             await connection.execute(text("SET LOCAL enable_seqscan = off"))
             plan = (await connection.execute(text(f"EXPLAIN {compiled}"))).scalars().all()
         assert any(index in line for line in plan), plan

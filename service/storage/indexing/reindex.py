@@ -38,7 +38,7 @@ async def reindex_batch(
     if not rows:
         return []
     keys = [(row.resource_type, row.id) for row in rows]
-    grouped: dict[Any, list[dict[str, Any]]] = {}
+    grouped: dict[Any, list[tuple[Any, ...]]] = {}
     for row in rows:
         values = extract_index_values(orjson.loads(row.content))
         for table, table_rows in index_rows(
@@ -50,5 +50,6 @@ async def reindex_batch(
             delete(table).where(tuple_(table.c.resource_type, table.c.resource_id).in_(keys))
         )
     for table, table_rows in grouped.items():
-        await connection.execute(insert(table), table_rows)
+        columns = table.columns.keys()
+        await connection.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in table_rows])
     return keys
