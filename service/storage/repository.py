@@ -229,6 +229,89 @@ _INSERT_IF_ABSENT = (
 )
 _FIRST_VERSION = _first_version_statement()
 
+# Reads by key, built once: building a statement costs more CPU than PostgreSQL spends answering it, and
+# these run on every read, every write rule that follows a reference and every canonical lookup.
+_CURRENT_ROW = select(
+    resources.c.resource_type,
+    resources.c.id,
+    resources.c.version_id,
+    resources.c.last_updated,
+    resources.c.deleted,
+    resources.c.patient_id,
+    _CONTENT_TEXT.label("content"),
+).where(
+    resources.c.resource_type == bindparam("resource_type", type_=Text),
+    resources.c.id == bindparam("id", type_=Text),
+)
+_CURRENT_ROW_FOR_UPDATE = _CURRENT_ROW.with_for_update()
+_VERSION_ROW = select(
+    resource_versions.c.resource_type,
+    resource_versions.c.id,
+    resource_versions.c.version_id,
+    resource_versions.c.last_updated,
+    resource_versions.c.deleted,
+    resource_versions.c.patient_id,
+    _VERSION_CONTENT_TEXT.label("content"),
+).where(
+    resource_versions.c.resource_type == bindparam("resource_type", type_=Text),
+    resource_versions.c.id == bindparam("id", type_=Text),
+    resource_versions.c.version_id == bindparam("version_id", type_=Integer),
+)
+
+
+def _canonical_statements() -> tuple[Any, Any]:
+    """The live resources of a type whose `url` search value is `:url`; the second also needs the `version`
+    search value `:version`."""
+    url_rows = search_uri.alias("url_rows")
+    by_url = (
+        select(
+            resources.c.resource_type,
+            resources.c.id,
+            resources.c.version_id,
+            resources.c.last_updated,
+            resources.c.deleted,
+            _CONTENT_TEXT.label("content"),
+        )
+        .join(
+            url_rows,
+            and_(
+                url_rows.c.resource_type == resources.c.resource_type,
+                url_rows.c.resource_id == resources.c.id,
+            ),
+        )
+        .where(
+            url_rows.c.resource_type == bindparam("resource_type", type_=Text),
+            url_rows.c.param == "url",
+            url_rows.c.uri == bindparam("url", type_=Text),
+            resources.c.deleted.is_(False),
+        )
+    )
+    version_rows = search_token.alias("version_rows")
+    by_url_and_version = by_url.join(
+        version_rows,
+        and_(
+            version_rows.c.resource_type == resources.c.resource_type,
+            version_rows.c.resource_id == resources.c.id,
+            version_rows.c.param == "version",
+            version_rows.c.code == bindparam("version", type_=Text),
+        ),
+    )
+    return by_url, by_url_and_version
+
+
+_BY_URL, _BY_URL_AND_VERSION = _canonical_statements()
+_NOTHING = select(literal(1))
+# Locked in key order, so that two transactions checking overlapping keys cannot deadlock.
+_LIVE_KEYS = (
+    select(resources.c.resource_type, resources.c.id)
+    .where(
+        tuple_(resources.c.resource_type, resources.c.id).in_(bindparam("keys", expanding=True)),
+        resources.c.deleted.is_(False),
+    )
+    .order_by(resources.c.resource_type, resources.c.id)
+    .with_for_update(key_share=True)
+)
+
 
 def _visible_version(row: Any) -> StoredVersion | None:
     """The version in `row`, or None when there is none or the current request may not see it: a resource
@@ -297,49 +380,17 @@ class ResourceRepository:
         return self._reads[key]
 
     async def _read(self, resource_type: str, resource_id: str) -> StoredVersion | None:
-        statement = select(
-            resources.c.resource_type,
-            resources.c.id,
-            resources.c.version_id,
-            resources.c.last_updated,
-            resources.c.deleted,
-            resources.c.patient_id,
-            _CONTENT_TEXT.label("content"),
-        ).where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
-        return _visible_version((await self.connection.execute(statement)).first())
+        parameters = {"resource_type": resource_type, "id": resource_id}
+        return _visible_version((await self.connection.execute(_CURRENT_ROW, parameters)).first())
 
     async def read_for_update(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         """The current version, locked until the transaction ends, for a read-modify-write such as PATCH."""
-        statement = (
-            select(
-                resources.c.resource_type,
-                resources.c.id,
-                resources.c.version_id,
-                resources.c.last_updated,
-                resources.c.deleted,
-                resources.c.patient_id,
-                _CONTENT_TEXT.label("content"),
-            )
-            .where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
-            .with_for_update()
-        )
-        return _visible_version((await self.connection.execute(statement)).first())
+        parameters = {"resource_type": resource_type, "id": resource_id}
+        return _visible_version((await self.connection.execute(_CURRENT_ROW_FOR_UPDATE, parameters)).first())
 
     async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredVersion | None:
-        statement = select(
-            resource_versions.c.resource_type,
-            resource_versions.c.id,
-            resource_versions.c.version_id,
-            resource_versions.c.last_updated,
-            resource_versions.c.deleted,
-            resource_versions.c.patient_id,
-            _VERSION_CONTENT_TEXT.label("content"),
-        ).where(
-            resource_versions.c.resource_type == resource_type,
-            resource_versions.c.id == resource_id,
-            resource_versions.c.version_id == version_id,
-        )
-        return _visible_version((await self.connection.execute(statement)).first())
+        parameters = {"resource_type": resource_type, "id": resource_id, "version_id": version_id}
+        return _visible_version((await self.connection.execute(_VERSION_ROW, parameters)).first())
 
     async def create(
         self, resource_type: str, content: dict[str, Any], *, resource_id: str | None = None
@@ -391,22 +442,25 @@ class ResourceRepository:
             for table, rows in index_rows(resource_type, resource_id, values, patient_id=patient_id).items():
                 indexes.setdefault(table, []).extend(rows)
             stored.append(StoredVersion(resource_type, resource_id, 1, now, False, body, created=True))
-        await self._copy(resources, _CURRENT_COLUMNS, current_rows)
-        await self._copy(resource_versions, _VERSION_COLUMNS, version_rows)
+        driver = await self._driver_in_transaction()
+        await driver.copy_records_to_table(resources.name, records=current_rows, columns=_CURRENT_COLUMNS)
+        await driver.copy_records_to_table(
+            resource_versions.name, records=version_rows, columns=_VERSION_COLUMNS
+        )
         for table, rows in indexes.items():
-            columns = _INDEX_VALUE_COLUMNS[table]
-            await self._copy(table, columns, rows)
+            await driver.copy_records_to_table(table.name, records=rows, columns=_INDEX_VALUE_COLUMNS[table])
         return stored
 
-    async def _copy(self, table: Any, columns: Sequence[str], records: list[tuple[Any, ...]]) -> None:
+    async def _driver_in_transaction(self) -> Any:
+        """The asyncpg connection under `connection`, inside the caller's transaction, for COPY."""
         raw = await self.connection.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None
         if not driver.is_in_transaction():
             # SQLAlchemy's asyncpg adapter sends BEGIN with the first statement it runs itself; a COPY on the
             # driver before that would commit on its own, outside the caller's transaction.
-            await self.connection.execute(select(literal(1)))
-        await driver.copy_records_to_table(table.name, records=records, columns=columns)
+            await self.connection.execute(_NOTHING)
+        return driver
 
     async def update(
         self,
@@ -579,42 +633,9 @@ class ResourceRepository:
 
     async def _find_by_canonical(self, resource_type: str, canonical: str) -> StoredVersion | None:
         url, _, version = canonical.partition("|")
-        url_rows = search_uri.alias("url_rows")
-        statement = (
-            select(
-                resources.c.resource_type,
-                resources.c.id,
-                resources.c.version_id,
-                resources.c.last_updated,
-                resources.c.deleted,
-                _CONTENT_TEXT.label("content"),
-            )
-            .join(
-                url_rows,
-                and_(
-                    url_rows.c.resource_type == resources.c.resource_type,
-                    url_rows.c.resource_id == resources.c.id,
-                ),
-            )
-            .where(
-                url_rows.c.resource_type == resource_type,
-                url_rows.c.param == "url",
-                url_rows.c.uri == url,
-                resources.c.deleted.is_(False),
-            )
-        )
-        if version:
-            version_rows = search_token.alias("version_rows")
-            statement = statement.join(
-                version_rows,
-                and_(
-                    version_rows.c.resource_type == resources.c.resource_type,
-                    version_rows.c.resource_id == resources.c.id,
-                    version_rows.c.param == "version",
-                    version_rows.c.code == version,
-                ),
-            )
-        rows = (await self.connection.execute(statement)).all()
+        statement = _BY_URL_AND_VERSION if version else _BY_URL
+        parameters = {"resource_type": resource_type, "url": url, "version": version}
+        rows = (await self.connection.execute(statement, parameters)).all()
         if not rows:
             return None
         best = max(rows, key=lambda row: _version_key(orjson.loads(row.content).get("version")))
@@ -642,17 +663,11 @@ class ResourceRepository:
         wanted = sorted(set(keys))
         if not wanted:
             return set()
-        statement = (
-            select(resources.c.resource_type, resources.c.id)
-            .where(
-                tuple_(resources.c.resource_type, resources.c.id).in_(wanted),
-                resources.c.deleted.is_(False),
-                *current_compartment_filter({key[0] for key in wanted}),
-            )
-            .order_by(resources.c.resource_type, resources.c.id)
-            .with_for_update(key_share=True)
-        )
-        return {(row.resource_type, row.id) for row in await self.connection.execute(statement)}
+        statement = _LIVE_KEYS
+        if confined := current_compartment_filter({key[0] for key in wanted}):
+            statement = statement.where(*confined)
+        rows = await self.connection.execute(statement, {"keys": wanted})
+        return {(row.resource_type, row.id) for row in rows}
 
     async def referrers(
         self, resource_type: str, resource_id: str, *, limit: int = REFERRER_SAMPLE
