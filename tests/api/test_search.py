@@ -319,6 +319,50 @@ class TestMissing:
         assert await found(client, "Patient?_id:missing=false") == {sam["id"], named["id"], nameless["id"]}
 
 
+class TestIdAndLastUpdated:
+    """`_id` and `_lastUpdated` wherever they are searched: on the searched type, at the end of a chain, in
+    `_has`, with modifiers and with a system."""
+
+    async def test_through_chains_and_has(self, client: httpx.AsyncClient) -> None:
+        await create(client, form("http://q/1"))
+        sam = await create(client, patient())
+        kim = await create(client, patient())
+        answers = {
+            owner["id"]: await create(
+                client,
+                questionnaire_response(
+                    subject={"reference": f"Patient/{owner['id']}"}, questionnaire="http://q/1"
+                ),
+            )
+            for owner in (sam, kim)
+        }
+        ours, theirs = answers[sam["id"]]["id"], answers[kim["id"]]["id"]
+        qr = "QuestionnaireResponse"
+        assert await found(client, f"{qr}?subject:Patient._id={sam['id']}") == {ours}
+        assert await found(client, f"{qr}?subject._id={sam['id']},{kim['id']}") == {ours, theirs}
+        assert await found(client, f"{qr}?subject:Patient._lastUpdated=gt2000") == {ours, theirs}
+        assert await found(client, f"{qr}?subject:Patient._lastUpdated=lt2000") == set()
+        # meta.lastUpdated is given to the millisecond: equal to it means written within that millisecond.
+        stamp = sam["meta"]["lastUpdated"]
+        assert ours in await found(client, f"{qr}?subject:Patient._lastUpdated={stamp}")
+        assert await found(client, f"Patient?_has:{qr}:subject:_id={ours}") == {sam["id"]}
+        assert await found(client, f"Patient?_has:{qr}:subject:_lastUpdated=gt2000") == {sam["id"], kim["id"]}
+        assert await found(client, f"Patient?_has:{qr}:subject:_lastUpdated=lt2000") == set()
+
+    async def test_modifiers_and_systems(self, client: httpx.AsyncClient) -> None:
+        sam = await create(client, patient())
+        kim = await create(client, patient())
+        both = {sam["id"], kim["id"]}
+        assert await found(client, f"Patient?_id:not={sam['id']}") == {kim["id"]}
+        assert await found(client, "Patient?_id:missing=true") == set()
+        assert await found(client, "Patient?_lastUpdated:missing=true") == set()
+        assert await found(client, "Patient?_lastUpdated:missing=false") == both
+        # An id has no system: `|x` asks for none, `s|x` for one it cannot have.
+        assert await found(client, f"Patient?_id=|{sam['id']}") == {sam["id"]}
+        assert await found(client, f"Patient?_id=http://x.org|{sam['id']}") == set()
+        assert await found(client, f"Patient?_lastUpdated={sam['meta']['lastUpdated']}") >= {sam["id"]}
+
+
 class TestCombining:
     async def test_comma_is_or_and_repetition_is_and(self, client: httpx.AsyncClient) -> None:
         active = await create(client, plan(status="active"))
