@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.errors import InvalidSearch, Issue
@@ -67,6 +67,11 @@ def _clause(resource_type: str, clause: Any) -> Any:
 
 
 def _value(resource_type: str, code: str, value: Any, modifier: str | None) -> Any:
+    if code == "_id" and isinstance(value, TokenSearch):
+        # `_id` has no index rows (`COLUMN_PARAMETERS`): the id is the resource row's own, and has no system.
+        if value.match_system and value.system is not None:
+            return false()
+        return true() if value.code is None else resources.c.id == value.code
     if isinstance(value, TokenSearch):
         table = search_token
         conditions = []

@@ -178,5 +178,11 @@ class TestConditionalDelete:
 
     async def test_by_id_parameter(self, client: httpx.AsyncClient) -> None:
         await client.put("/fhir/Patient/p1", json=patient(id="p1"), headers=FHIR_JSON)
+        await client.put("/fhir/Patient/p2", json=patient(id="p2"), headers=FHIR_JSON)
 
+        # An id has no system: one asked for matches nothing, none asked for (`|p1`) matches.
+        assert (await client.delete("/fhir/Patient?_id=http://x.org|p1")).status_code == 404
         assert (await client.delete("/fhir/Patient?_id=p1")).status_code == 204
+        assert (await client.get("/fhir/Patient/p1")).status_code == 410
+        assert (await client.delete("/fhir/Patient?_id=|p2")).status_code == 204
+        assert (await client.get("/fhir/Patient/p2")).status_code == 410

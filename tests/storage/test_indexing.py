@@ -4,7 +4,13 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.storage.indexing.rows import search_reference, search_string, search_token
+from service.storage.indexing.rows import (
+    COLUMN_PARAMETERS,
+    search_date,
+    search_reference,
+    search_string,
+    search_token,
+)
 from tests.factories import FHIR_JSON, care_plan, patient
 
 
@@ -60,3 +66,26 @@ class TestIndexRows:
         assert ("subject", "p7", "p7") in references
         assert ("patient", "p7", "p7") in references
         assert statuses == ["draft"]
+
+    async def test_id_and_last_updated_have_no_rows(
+        self, client: httpx.AsyncClient, engine: AsyncEngine
+    ) -> None:
+        # The resource row holds both; the searches that read them there are in tests/api/test_search.py.
+        created = (await client.post("/fhir/Patient", json=patient(), headers=FHIR_JSON)).json()
+        await client.put(
+            f"/fhir/Patient/{created['id']}", json={**created, "gender": "male"}, headers=FHIR_JSON
+        )
+        async with engine.connect() as connection:
+            params = set(
+                (
+                    await connection.execute(
+                        select(search_token.c.param)
+                        .where(search_token.c.resource_id == created["id"])
+                        .union_all(
+                            select(search_date.c.param).where(search_date.c.resource_id == created["id"])
+                        )
+                    )
+                ).scalars()
+            )
+        assert "gender" in params
+        assert params.isdisjoint(COLUMN_PARAMETERS)

@@ -29,17 +29,9 @@ async def _rows(engine: AsyncEngine, table: Table, resource_id: str) -> list[dic
     column = table.c.id if "id" in table.c else table.c.resource_id
     async with engine.connect() as connection:
         result = await connection.execute(select(table).where(column == resource_id))
-        # The `_id` token holds the id itself, `_lastUpdated` the moment of writing: placeholders both.
+        # A Patient is its own compartment: its patient_id is its id, a placeholder like the id.
         rows = [
-            {
-                k: "<id>"
-                if v == resource_id
-                else "<now>"
-                if row._mapping.get("param") == "_lastUpdated"
-                else v
-                for k, v in row._mapping.items()
-                if k not in _KEYS
-            }
+            {k: "<id>" if v == resource_id else v for k, v in row._mapping.items() if k not in _KEYS}
             for row in result
         ]
     return sorted(rows, key=repr)

@@ -172,6 +172,12 @@ Index(
 Index("ix_search_number_value", search_number.c.resource_type, search_number.c.param, search_number.c.value)
 
 
+# Every resource has exactly one id and one lastUpdated, and its row in `resources` holds both: as index rows
+# they would be two more rows (and five index entries) written with every resource, saying nothing the
+# resource row does not. Searches read them from there (`service.storage.search`).
+COLUMN_PARAMETERS = frozenset({"_id", "_lastUpdated"})
+
+
 def table_for(value: IndexValue) -> Table:
     """The index table a value is stored in."""
     return _TABLES[type(value)]
@@ -195,6 +201,7 @@ def index_rows(
     patient_id: str | None = None,
 ) -> dict[Table, list[tuple[Any, ...]]]:
     """The rows to insert for one resource's index values, grouped by table (tables without rows left out).
+    Values of `COLUMN_PARAMETERS` get none.
 
     Each row is a tuple in the order of its table's columns (`table.columns`): the four key columns, then
     the value's own. Tuples rather than dicts because a transaction writes them by the thousand, through
@@ -207,6 +214,8 @@ def index_rows(
     """
     grouped: dict[Table, list[tuple[Any, ...]]] = {}
     for value in values:
+        if value.param in COLUMN_PARAMETERS:
+            continue
         table, own_columns = _ROW_OF[type(value)]
         row = (resource_type, resource_id, value.param, patient_id, *own_columns(value))
         rows = grouped.get(table)
