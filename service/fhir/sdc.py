@@ -207,6 +207,15 @@ def extract_observations(response: JSON, questionnaire: JSON) -> list[JSON]:
     return observations
 
 
+def extracts_observations(questionnaire: JSON) -> bool:
+    """Whether any item of the form is marked for extraction and LOINC-coded: if none is, no response to it
+    yields an Observation (`extract_observations` returns nothing for any)."""
+    root_flag = _extract_flag(questionnaire, False)
+    return any(
+        flag and _loinc_codes(d) for d, flag in _definitions(questionnaire.get("item") or [], root_flag)
+    )
+
+
 def _observation(response: JSON, definition: JSON, value: JSON) -> JSON:
     code: JSON = {"coding": [dict(c) for c in definition.get("code") or []]}
     if definition.get("text"):

@@ -32,7 +32,7 @@ from typing import Any, Final
 import orjson
 
 from service.errors import Issue, Unprocessable
-from service.fhir.sdc import EXT_OBSERVATION_EXTRACT, extract_observations
+from service.fhir.sdc import EXT_OBSERVATION_EXTRACT, extract_observations, extracts_observations
 from service.fhir.validation import JSON, Codes, check_status_transition, validate_response
 from service.interactions.hooks import Write, register_after_write, register_write_rule
 from service.storage.repository import ResourceRepository, StoredVersion
@@ -431,9 +431,13 @@ def _total_marked(form: JSON) -> JSON:
 
 def keyed_observations(response: JSON, form: JSON) -> dict[str, JSON]:
     """The Observations a response yields (SDC observation-based extraction), under their derived ids."""
+    return _keyed(response, _total_marked(form))
+
+
+def _keyed(response: JSON, marked_form: JSON) -> dict[str, JSON]:
     keyed: dict[str, JSON] = {}
     counts: dict[str, int] = {}
-    for observation in response_observations(response, form):
+    for observation in extract_observations(response, marked_form):
         codes = observation.get("code", {}).get("coding") or [{}]
         key = f"{codes[0].get('system')}|{codes[0].get('code')}"
         index = counts.get(key, 0)
@@ -448,6 +452,7 @@ async def extract_on_completion(repository: ResourceRepository, writes: Sequence
     Observations no earlier write left behind (those of new responses) are created together, in one
     `create_many`; one that exists, or existed, is corrected or withdrawn by itself.
     """
+    forms = _Forms(repository)
     wanted: dict[str, JSON] = {}
     withdrawn: set[str] = set()
     for written, previous in writes:
@@ -457,12 +462,14 @@ async def extract_on_completion(repository: ResourceRepository, writes: Sequence
         before = _live_content(previous)
         now: dict[str, JSON] = {}
         if response.get("status") in _FINISHED:
-            now = await _observations_of(repository, response)
+            now = await forms.observations(response)
         earlier: dict[str, JSON] = {}
         if before is not None and before.get("status") in _FINISHED:
-            earlier = await _observations_of(repository, {**before, "id": written.id})
+            earlier = await forms.observations({**before, "id": written.id})
         wanted.update(now)
         withdrawn |= earlier.keys() - now.keys()
+    if not wanted and not withdrawn:
+        return
     taken = await repository.stored_ids("Observation", wanted.keys() | withdrawn)
     await repository.create_many(
         [("Observation", key, observation) for key, observation in wanted.items() if key not in taken]
@@ -474,12 +481,25 @@ async def extract_on_completion(repository: ResourceRepository, writes: Sequence
         await _withdraw_observation(repository, key)
 
 
-async def _observations_of(repository: ResourceRepository, response: JSON) -> dict[str, JSON]:
-    canonical = response.get("questionnaire")
-    if not isinstance(canonical, str):
-        return {}
-    form = await resolve_questionnaire(repository, canonical)
-    return keyed_observations(response, form) if form is not None else {}
+class _Forms:
+    """The forms a batch of responses answers, each resolved and prepared for extraction once: a
+    transaction of a hundred responses to one form would otherwise copy it a hundred times."""
+
+    def __init__(self, repository: ResourceRepository) -> None:
+        self.repository = repository
+        # By canonical: the form marked for extraction, or None when it yields no Observation.
+        self._marked: dict[str, JSON | None] = {}
+
+    async def observations(self, response: JSON) -> dict[str, JSON]:
+        canonical = response.get("questionnaire")
+        if not isinstance(canonical, str):
+            return {}
+        if canonical not in self._marked:
+            form = await resolve_questionnaire(self.repository, canonical)
+            marked = _total_marked(form) if form is not None else None
+            self._marked[canonical] = marked if marked is not None and extracts_observations(marked) else None
+        marked_form = self._marked[canonical]
+        return _keyed(response, marked_form) if marked_form is not None else {}
 
 
 async def _write_observation(repository: ResourceRepository, key: str, observation: JSON) -> None:

@@ -12,7 +12,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from service.fhir.sdc import compute_ordinal_total, extract_observations, populate_response
+from service.fhir.sdc import (
+    compute_ordinal_total,
+    extract_observations,
+    extracts_observations,
+    populate_response,
+)
 from service.fhir.validation import validate_response
 from tests.fhir.builders import (
     EXT_EXTRACT,
@@ -183,6 +188,30 @@ class TestComputeOrdinalTotal:
             for option in definition["answerOption"]:
                 option["valueCoding"]["extension"] = option.pop("extension")
         assert compute_ordinal_total(self.phq("LA6570-1", "LA6570-1"), form) == 4
+
+
+class TestExtractsObservations:
+    """Whether a form can yield Observations at all: a transaction skips the forms that cannot."""
+
+    def test_a_marked_loinc_item_extracts(self) -> None:
+        assert extracts_observations(phq9_like())
+        loinc = [{"system": LOINC, "code": "44250-9"}]
+        flag = [ext(EXT_EXTRACT, valueBoolean=True)]
+        assert extracts_observations(questionnaire(question("q", "integer", code=loinc, extension=flag)))
+        # Marked on the form, inherited by every item.
+        assert extracts_observations(questionnaire(question("q", "integer", code=loinc), extension=flag))
+
+    def test_unmarked_or_uncoded_items_do_not(self) -> None:
+        loinc = [{"system": LOINC, "code": "44250-9"}]
+        flag = [ext(EXT_EXTRACT, valueBoolean=True)]
+        off = [ext(EXT_EXTRACT, valueBoolean=False)]
+        assert not extracts_observations(questionnaire(question("q", "integer", code=loinc)))
+        assert not extracts_observations(questionnaire(question("q", "integer", extension=flag)))
+        local = [{"system": "http://example.org/codes", "code": "x"}]
+        assert not extracts_observations(questionnaire(question("q", "integer", code=local, extension=flag)))
+        assert not extracts_observations(
+            questionnaire(question("q", "integer", code=loinc, extension=off), extension=flag)
+        )
 
 
 class TestExtractObservations:
