@@ -171,6 +171,8 @@ async def require_fhir_access(request: Request) -> None:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
             body = None  # the route answers 400 for the broken body
+        # What a Bundle needs depends on its entries; the route takes the parsed body from here.
+        request.state.json_body = body
     types = searched_types(request.query_params.multi_items()) if not segments else None
     set_access(authorize(principal, needs_for_fhir(request.method, segments, body, types)))
 

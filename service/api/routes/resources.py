@@ -99,7 +99,10 @@ async def read_raw_body(request: Request, limit: int) -> bytes:
 
 async def read_body(request: Request, limit: int) -> dict[str, Any]:
     check_request_format(request)
-    return parse_json(await read_raw_body(request, limit))
+    raw = await read_raw_body(request, limit)
+    # The access check of `POST /fhir` has parsed the Bundle already (see `require_fhir_access`).
+    parsed = getattr(request.state, "json_body", None)
+    return parsed if isinstance(parsed, dict) else parse_json(raw)
 
 
 async def read_patch(request: Request, limit: int) -> tuple[PatchFormat, Any]:
