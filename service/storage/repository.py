@@ -37,13 +37,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.errors import Conflict, Issue, PreconditionFailed
 from service.fhir.compartment import ensure_visible, ensure_writable, visible
-from service.fhir.extraction import extract_index_values
 from service.fhir.labels import labelled
 from service.fhir.registry import patient_compartment
 from service.storage.indexing import delete_indexes
 from service.storage.indexing.rows import (
     INDEX_TABLES,
     index_rows,
+    indexed_values,
     search_reference,
     search_token,
     search_uri,
@@ -402,7 +402,7 @@ class ResourceRepository:
         now = datetime.now(UTC)
         stamped, body = _stamp(content, resource_id, 1, now)
         patient_id = patient_compartment(resource_type, resource_id, content)
-        rows = index_rows(resource_type, resource_id, extract_index_values(stamped), patient_id=patient_id)
+        rows = index_rows(resource_type, resource_id, indexed_values(stamped), patient_id=patient_id)
         parameters: dict[str, Any] = {
             "resource_type": resource_type,
             "id": resource_id,
@@ -438,7 +438,7 @@ class ResourceRepository:
             text = body.decode()
             current_rows.append((resource_type, resource_id, 1, now, False, patient_id, text))
             version_rows.append((resource_type, resource_id, 1, now, False, "POST", patient_id, text))
-            values = extract_index_values(stamped)
+            values = indexed_values(stamped)
             for table, rows in index_rows(resource_type, resource_id, values, patient_id=patient_id).items():
                 indexes.setdefault(table, []).extend(rows)
             stored.append(StoredVersion(resource_type, resource_id, 1, now, False, body, created=True))
@@ -514,7 +514,7 @@ class ResourceRepository:
         now = datetime.now(UTC)
         stamped, body = _stamp(content, resource_id, version_id, now)
         patient_id = patient_compartment(resource_type, resource_id, content)
-        rows = index_rows(resource_type, resource_id, extract_index_values(stamped), patient_id=patient_id)
+        rows = index_rows(resource_type, resource_id, indexed_values(stamped), patient_id=patient_id)
         parameters: dict[str, Any] = {
             "of_type": resource_type,
             "of_id": resource_id,
@@ -760,7 +760,7 @@ class ResourceRepository:
         }
         if (await self.connection.execute(_INSERT_IF_ABSENT, row)).first() is None:
             return None
-        rows = index_rows(resource_type, resource_id, extract_index_values(stamped), patient_id=patient_id)
+        rows = index_rows(resource_type, resource_id, indexed_values(stamped), patient_id=patient_id)
         await self.connection.execute(_FIRST_VERSION, {**row, "method": "PUT", **_index_arrays(rows)})
         return StoredVersion(resource_type, resource_id, 1, now, False, body, created=True)
 

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Column, DateTime, Index, Numeric, Table, Text
 
 from service.fhir.extraction import (
+    CompiledParameter,
     DateValue,
     IndexValue,
     NumberValue,
@@ -35,6 +37,8 @@ from service.fhir.extraction import (
     StringValue,
     TokenValue,
     UriValue,
+    compiled_parameters,
+    extract_with,
 )
 from service.storage.tables import metadata
 
@@ -176,6 +180,17 @@ Index("ix_search_number_value", search_number.c.resource_type, search_number.c.p
 # they would be two more rows (and five index entries) written with every resource, saying nothing the
 # resource row does not. Searches read them from there (`service.storage.search`).
 COLUMN_PARAMETERS = frozenset({"_id", "_lastUpdated"})
+
+
+def indexed_values(resource: dict[str, Any]) -> list[IndexValue]:
+    """`extract_index_values` without the values of `COLUMN_PARAMETERS`, which get no rows: not extracting
+    them saves their work on every write."""
+    return extract_with(_indexed_parameters(resource["resourceType"]), resource)
+
+
+@cache
+def _indexed_parameters(resource_type: str) -> tuple[CompiledParameter, ...]:
+    return tuple(p for p in compiled_parameters(resource_type) if p.parameter.code not in COLUMN_PARAMETERS)
 
 
 def table_for(value: IndexValue) -> Table:
