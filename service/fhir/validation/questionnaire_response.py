@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Final
 
 from service.errors import Issue, Severity
@@ -118,8 +119,15 @@ _INT32: Final = 2**31
 
 def item_label(item: JSON) -> str:
     """Name a Questionnaire item for a person: its text (shortened) and its linkId."""
-    link_id = item.get("linkId", "?")
-    text = item.get("text")
+    link_id, text = item.get("linkId", "?"), item.get("text")
+    if isinstance(link_id, str) and (text is None or isinstance(text, str)):
+        return _label(link_id, text)
+    return _label.__wrapped__(link_id, text)
+
+
+# The checks name an item several times each, and every response to a form names the same items.
+@lru_cache(maxsize=4096)
+def _label(link_id: Any, text: Any) -> str:
     if not isinstance(text, str) or not text.strip():
         return f"linkId {link_id}"
     text = " ".join(text.split())
