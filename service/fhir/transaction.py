@@ -290,26 +290,34 @@ def is_placeholder(full_url: str | None) -> bool:
     return full_url is not None and full_url.startswith(_PLACEHOLDER)
 
 
-def rewrite_references(value: Any, mapping: Mapping[str, str]) -> Any:
+def rewrite_references(value: Any, mapping: Mapping[str, str], rewritten: set[str] | None = None) -> Any:
     """Replace every reference to a key of `mapping` (a fullUrl) with its value (`Type/id`), in place.
 
     Covers `Reference.reference` at any depth, any other string equal to a key (uri, url, canonical
     elements), and the narrative's `href`/`src` attributes. Returns `value` (a new one for a string).
+    The values put in (`Type/id`, narrative aside) are added to `rewritten`, if given: what in the Bundle
+    this resource refers to.
     """
     if not mapping:
         return value
     if isinstance(value, str):
-        return mapping.get(value, value)
+        replacement = mapping.get(value)
+        if replacement is None:
+            return value
+        if rewritten is not None:
+            rewritten.add(replacement)
+        return replacement
     if isinstance(value, list):
         for position, item in enumerate(value):
-            value[position] = rewrite_references(item, mapping)
+            if isinstance(item, str | list | dict):
+                value[position] = rewrite_references(item, mapping, rewritten)
         return value
     if isinstance(value, dict):
         for key, item in value.items():
             if key == "div" and isinstance(item, str):
                 value[key] = _rewrite_narrative(item, mapping)
-            else:
-                value[key] = rewrite_references(item, mapping)
+            elif isinstance(item, str | list | dict):
+                value[key] = rewrite_references(item, mapping, rewritten)
     return value
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Literal
 
@@ -72,10 +72,15 @@ class _Outcome:
 
 @dataclass(slots=True)
 class _Target:
-    """Where a POST or PUT of a transaction writes: `resource_id`, and whether it exists already."""
+    """Where a POST or PUT of a transaction writes: `resource_id`, and whether it exists already.
+
+    `refers_to` holds the `Type/id` of the Bundle's entries that this entry's resource refers to (through
+    their fullUrls), once the references are rewritten.
+    """
 
     resource_id: str
     existing: StoredVersion | None = None
+    refers_to: set[str] = field(default_factory=set)
 
 
 async def process_bundle(
@@ -173,8 +178,9 @@ def _layers(posts: list[BundleEntry], targets: dict[int, _Target]) -> list[list[
     deferred reference check, which sees the whole Bundle.
     """
     created = {f"{e.resource_type}/{targets[e.index].resource_id}": e.index for e in posts}
+    # A create's new id is known only through its fullUrl, so only a rewritten reference can name it.
     needs = {
-        e.index: {created[r] for r in _references(e.resource) if r in created and created[r] != e.index}
+        e.index: {created[r] for r in targets[e.index].refers_to if r in created and created[r] != e.index}
         for e in posts
     }
     layers: list[list[BundleEntry]] = []
@@ -186,18 +192,6 @@ def _layers(posts: list[BundleEntry], targets: dict[int, _Target]) -> list[list[
         done.update(e.index for e in layer)
         remaining = [e for e in remaining if e.index not in done]
     return layers
-
-
-def _references(value: Any) -> list[str]:
-    if isinstance(value, dict):
-        found = [value["reference"]] if isinstance(value.get("reference"), str) else []
-        for item in value.values():
-            if isinstance(item, dict | list):
-                found.extend(_references(item))
-        return found
-    if isinstance(value, list):
-        return [reference for item in value for reference in _references(item)]
-    return []
 
 
 def _check_distinct_conditions(entries: list[BundleEntry]) -> None:
@@ -246,7 +240,8 @@ async def _targets(
             mapping[entry.full_url] = f"{entry.resource_type}/{targets[entry.index].resource_id}"
     for entry in ordered:
         if entry.resource is not None and entry.method in ("POST", "PUT", "PATCH"):
-            rewrite_references(entry.resource, mapping)
+            target = targets.get(entry.index)
+            rewrite_references(entry.resource, mapping, target.refers_to if target is not None else None)
         if entry.query and mapping:
             entry.query = tuple((name, mapping.get(value, value)) for name, value in entry.query)
     return targets

@@ -227,6 +227,34 @@ class TestReferences:
         problems = await _refused(setup, worksheet_response(subject="Patient/p2"))
         assert problems == [("QuestionnaireResponse.subject", "not-found")]
 
+    @pytest.mark.parametrize("patient_first", [True, False])
+    async def test_subject_created_in_the_same_transaction(
+        self, setup: httpx.AsyncClient, patient_first: bool
+    ) -> None:
+        # The response's rules read its subject, so the Patient is written first whatever the entry order.
+        entries = [
+            {
+                "fullUrl": "urn:uuid:0d4f6b3e-2c61-4a53-9d8e-6f1d2b7c9a10",
+                "resource": patient(family="Mensah"),
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "resource": worksheet_response(subject="urn:uuid:0d4f6b3e-2c61-4a53-9d8e-6f1d2b7c9a10"),
+                "request": {"method": "POST", "url": "QuestionnaireResponse"},
+            },
+        ]
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": entries[:: 1 if patient_first else -1],
+        }
+        answer = await setup.post("/fhir", json=bundle, headers=FHIR_JSON)
+        assert answer.status_code == 200, answer.text
+        by_type = {e["resource"]["resourceType"]: e["resource"] for e in answer.json()["entry"]}
+        assert by_type["QuestionnaireResponse"]["subject"] == {
+            "reference": f"Patient/{by_type['Patient']['id']}"
+        }
+
     async def test_subject_is_checked_without_a_form(self, setup: httpx.AsyncClient) -> None:
         sent = questionnaire_response(subject={"reference": "Patient/nobody"})
         assert await _refused(setup, sent) == [("QuestionnaireResponse.subject", "not-found")]
