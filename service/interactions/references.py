@@ -18,7 +18,7 @@ a dangling reference.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -44,22 +44,30 @@ class LiteralReference:
 
 def literal_references(resource_type: str, content: dict[str, Any]) -> list[LiteralReference]:
     """Every literal reference of `content` to a served type, in document order, nested ones included."""
-    return list(_walk(content, resource_type))
+    found: list[LiteralReference] = []
+    _collect(content, [resource_type], found)
+    return found
 
 
-def _walk(value: Any, path: str) -> Iterator[LiteralReference]:
+def _collect(value: Any, path: list[str], found: list[LiteralReference]) -> None:
+    # The path is kept as parts and joined only for a reference found: most elements hold none.
     if isinstance(value, dict):
         reference = value.get("reference")
         if isinstance(reference, str):
             match = _LITERAL.fullmatch(reference)
             if match is not None and match[1] in RESOURCES:
-                yield LiteralReference(path, (match[1], match[2]))
+                found.append(LiteralReference("".join(path), (match[1], match[2])))
         for key, item in value.items():
             if key != "reference" and isinstance(item, dict | list):
-                yield from _walk(item, f"{path}.{key}")
+                path.append(f".{key}")
+                _collect(item, path, found)
+                path.pop()
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _walk(item, f"{path}[{index}]")
+            if isinstance(item, dict | list):
+                path.append(f"[{index}]")
+                _collect(item, path, found)
+                path.pop()
 
 
 @dataclass(slots=True)
