@@ -14,7 +14,8 @@ Three rewrites keep the specification's expressions evaluable without a server b
 - `X as T` and `X.as(T)` become `X.ofType(T)`: FHIRPath's `as` fails on a collection of more than one item
   (`Goal.target.due as date` with two targets), which R5 fixed in the same way.
 
-Every value maps to one row of an index table, all keyed by `(resource_type, resource_id, param)`:
+Every value maps to one row of an index table, all keyed by `(resource_type, resource_id, param)`, except
+those of `_id` and `_lastUpdated`, which the resource's own row holds (`service.storage.indexing.rows`):
 
 - `TokenValue` → `search_token`: `system` (NULL: none), `code` (NULL: a text-only row), `text` (normalised,
   for `:text`).

@@ -2,7 +2,8 @@
 
 https://hl7.org/fhir/R4/search.html. Every clause is an `EXISTS` over the index table of its parameter type
 (`search_token`, `search_string`, `search_reference`, `search_date`, `search_uri`, `search_number`), keyed by
-the resource it belongs to; the values of a clause are ORed inside it, clauses are ANDed. Chains
+the resource it belongs to (for `_id` and `_lastUpdated`, over the resource rows, which hold both); the
+values of a clause are ORed inside it, clauses are ANDed. Chains
 (https://hl7.org/fhir/R4/search.html#chaining) follow a reference row to its target's index rows, `_has`
 (#has) goes the other way. A canonical reference (`QuestionnaireResponse.questionnaire`) is matched through
 the target's `url` index, with its `|version` when the reference has one.
