@@ -258,30 +258,29 @@ _INSERT_IF_ABSENT = (
 )
 _FIRST_VERSION = _DriverStatement.compile(_first_version_statement())
 
+
 # Reads by key, built once: building a statement costs more CPU than PostgreSQL spends answering it, and
 # these run on every read, every write rule that follows a reference and every canonical lookup.
-_CURRENT_ROW = select(
-    resources.c.resource_type,
-    resources.c.id,
-    resources.c.version_id,
-    resources.c.last_updated,
-    resources.c.deleted,
-    resources.c.patient_id,
-    _CONTENT_TEXT.label("content"),
-).where(
+def _stored_version_columns(table: Any, content: Any) -> tuple[Any, ...]:
+    """What `_visible_version` reads of a row of `resources` or `resource_versions`."""
+    c = table.c
+    return (
+        c.resource_type,
+        c.id,
+        c.version_id,
+        c.last_updated,
+        c.deleted,
+        c.patient_id,
+        content.label("content"),
+    )
+
+
+_CURRENT_ROW = select(*_stored_version_columns(resources, _CONTENT_TEXT)).where(
     resources.c.resource_type == bindparam("resource_type", type_=Text),
     resources.c.id == bindparam("id", type_=Text),
 )
 _CURRENT_ROW_FOR_UPDATE = _CURRENT_ROW.with_for_update()
-_VERSION_ROW = select(
-    resource_versions.c.resource_type,
-    resource_versions.c.id,
-    resource_versions.c.version_id,
-    resource_versions.c.last_updated,
-    resource_versions.c.deleted,
-    resource_versions.c.patient_id,
-    _VERSION_CONTENT_TEXT.label("content"),
-).where(
+_VERSION_ROW = select(*_stored_version_columns(resource_versions, _VERSION_CONTENT_TEXT)).where(
     resource_versions.c.resource_type == bindparam("resource_type", type_=Text),
     resource_versions.c.id == bindparam("id", type_=Text),
     resource_versions.c.version_id == bindparam("version_id", type_=Integer),
@@ -767,18 +766,8 @@ class ResourceRepository:
         return int((await self.connection.execute(statement)).scalar_one())
 
     async def _lock_current(self, resource_type: str, resource_id: str) -> Any:
-        statement = (
-            select(
-                resources.c.version_id,
-                resources.c.deleted,
-                resources.c.last_updated,
-                resources.c.patient_id,
-                _CONTENT_TEXT.label("content"),
-            )
-            .where(resources.c.resource_type == resource_type, resources.c.id == resource_id)
-            .with_for_update()
-        )
-        return (await self.connection.execute(statement)).first()
+        parameters = {"resource_type": resource_type, "id": resource_id}
+        return (await self.connection.execute(_CURRENT_ROW_FOR_UPDATE, parameters)).first()
 
     async def _insert_if_absent(
         self, resource_type: str, resource_id: str, content: dict[str, Any]
