@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, exists, false, or_, select, true
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.errors import InvalidSearch, Issue
@@ -24,7 +24,13 @@ from service.fhir.search import (
     TokenSearch,
     UriSearch,
 )
-from service.storage.indexing.rows import search_reference, search_string, search_token, search_uri
+from service.storage.indexing.rows import (
+    COLUMN_ROWS,
+    search_reference,
+    search_string,
+    search_token,
+    search_uri,
+)
 from service.storage.tables import resources
 from service.storage.visibility import current_compartment_filter
 
@@ -67,13 +73,9 @@ def _clause(resource_type: str, clause: Any) -> Any:
 
 
 def _value(resource_type: str, code: str, value: Any, modifier: str | None) -> Any:
-    if code == "_id" and isinstance(value, TokenSearch):
-        # `_id` has no index rows (`COLUMN_PARAMETERS`): the id is the resource row's own, and has no system.
-        if value.match_system and value.system is not None:
-            return false()
-        return true() if value.code is None else resources.c.id == value.code
+    table: Any
     if isinstance(value, TokenSearch):
-        table = search_token
+        table = COLUMN_ROWS.get(code, search_token)
         conditions = []
         if value.code is not None:
             conditions.append(table.c.code == value.code)

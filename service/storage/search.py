@@ -32,7 +32,6 @@ import orjson
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
-    DateTime,
     FromClause,
     Select,
     Table,
@@ -43,9 +42,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
-    literal_column,
     not_,
-    null,
     or_,
     select,
     true,
@@ -74,7 +71,7 @@ from service.fhir.search import (
 )
 from service.fhir.search_parameters import SearchParameter, parameters_for
 from service.storage.indexing.rows import (
-    COLUMN_PARAMETERS,
+    COLUMN_ROWS,
     INFINITY,
     NEGATIVE_INFINITY,
     search_date,
@@ -98,39 +95,6 @@ _TABLES: dict[str, Table] = {
 }
 _CONTENT = cast(resources.c.content, Text)
 _MAX_INCLUDES = 10_000
-
-
-def _column_rows() -> dict[str, FromClause]:
-    """What stands in for the index rows of `_id` and `_lastUpdated` (`COLUMN_PARAMETERS`), which have none.
-
-    Each live resource row gives the row its value would have had, with the columns of `search_token` and
-    `search_date`: a clause on them is then written like any other, at the end of a chain, in `_has`, with
-    `:not` or `:missing`. `meta.lastUpdated` is stated to the millisecond, so the range is that millisecond.
-    """
-    own = resources.alias("own_row")
-    key = (own.c.resource_type, own.c.id.label("resource_id"))
-    live = own.c.deleted.is_(False)
-    no_text = cast(null(), Text)
-    ids = select(
-        *key,
-        literal_column("'_id'").label("param"),
-        own.c.patient_id,
-        no_text.label("system"),
-        own.c.id.label("code"),
-        no_text.label("text"),
-    ).where(live)
-    moment = func.date_trunc("milliseconds", own.c.last_updated, type_=DateTime(timezone=True))
-    updated = select(
-        *key,
-        literal_column("'_lastUpdated'").label("param"),
-        own.c.patient_id,
-        moment.label("low"),
-        (moment + timedelta(milliseconds=1)).label("high"),
-    ).where(live)
-    return {"_id": ids.subquery("id_rows"), "_lastUpdated": updated.subquery("last_updated_rows")}
-
-
-_COLUMN_ROWS = _column_rows()
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +247,7 @@ def _parameter_condition(clause: ParameterClause, resource_type: str, owner: Own
     if owner.root and code == "_lastUpdated" and clause.missing is None:
         point = _Range(resources.c.last_updated, resources.c.last_updated, point=True)
         return or_(*(point.matches(v) for v in clause.values if isinstance(v, DateSearch)))
-    table = _COLUMN_ROWS[code] if code in COLUMN_PARAMETERS else _TABLES[parameter.type]
+    table = COLUMN_ROWS[code] if code in COLUMN_ROWS else _TABLES[parameter.type]
     if clause.missing is not None:
         present = _rows(table, owner, code)
         return not_(present) if clause.missing else present

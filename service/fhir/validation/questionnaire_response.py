@@ -119,16 +119,14 @@ _INT32: Final = 2**31
 
 def item_label(item: JSON) -> str:
     """Name a Questionnaire item for a person: its text (shortened) and its linkId."""
-    link_id, text = item.get("linkId", "?"), item.get("text")
-    if isinstance(link_id, str) and (text is None or isinstance(text, str)):
-        return _label(link_id, text)
-    return _label.__wrapped__(link_id, text)
+    text = item.get("text")
+    return _label(str(item.get("linkId", "?")), text if isinstance(text, str) else None)
 
 
 # The checks name an item several times each, and every response to a form names the same items.
 @lru_cache(maxsize=4096)
-def _label(link_id: Any, text: Any) -> str:
-    if not isinstance(text, str) or not text.strip():
+def _label(link_id: str, text: str | None) -> str:
+    if text is None or not text.strip():
         return f"linkId {link_id}"
     text = " ".join(text.split())
     if len(text) > 80:

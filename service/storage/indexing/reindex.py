@@ -12,8 +12,7 @@ import orjson
 from sqlalchemy import Text, cast, delete, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service.fhir.extraction import extract_index_values
-from service.storage.indexing.rows import INDEX_TABLES, index_rows
+from service.storage.indexing.rows import INDEX_TABLES, index_rows, indexed_values
 from service.storage.tables import resources
 
 Key = tuple[str, str]
@@ -40,7 +39,7 @@ async def reindex_batch(
     keys = [(row.resource_type, row.id) for row in rows]
     grouped: dict[Any, list[tuple[Any, ...]]] = {}
     for row in rows:
-        values = extract_index_values(orjson.loads(row.content))
+        values = indexed_values(orjson.loads(row.content))
         for table, table_rows in index_rows(
             row.resource_type, row.id, values, patient_id=row.patient_id
         ).items():

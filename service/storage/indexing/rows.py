@@ -22,11 +22,24 @@ The `text_pattern_ops` indexes serve starts-with (`LIKE 'abc%'`) whatever the da
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, Numeric, Table, Text
+from sqlalchemy import (
+    Column,
+    DateTime,
+    FromClause,
+    Index,
+    Numeric,
+    Table,
+    Text,
+    cast,
+    func,
+    literal_column,
+    null,
+    select,
+)
 
 from service.fhir.extraction import (
     CompiledParameter,
@@ -40,7 +53,7 @@ from service.fhir.extraction import (
     compiled_parameters,
     extract_with,
 )
-from service.storage.tables import metadata
+from service.storage.tables import metadata, resources
 
 NEGATIVE_INFINITY = datetime.min.replace(tzinfo=UTC)
 INFINITY = datetime.max.replace(tzinfo=UTC)
@@ -178,8 +191,41 @@ Index("ix_search_number_value", search_number.c.resource_type, search_number.c.p
 
 # Every resource has exactly one id and one lastUpdated, and its row in `resources` holds both: as index rows
 # they would be two more rows (and five index entries) written with every resource, saying nothing the
-# resource row does not. Searches read them from there (`service.storage.search`).
+# resource row does not. Searches and conditional criteria read them there, through `COLUMN_ROWS`.
 COLUMN_PARAMETERS = frozenset({"_id", "_lastUpdated"})
+
+
+def _column_rows() -> dict[str, FromClause]:
+    """What stands in for the index rows of `COLUMN_PARAMETERS`, which have none.
+
+    Each live resource row gives the row its value would have had, with the columns of `search_token` and
+    `search_date`: a clause on them is then written like any other, at the end of a chain, in `_has`, with
+    `:not` or `:missing`. `meta.lastUpdated` is stated to the millisecond, so the range is that millisecond.
+    """
+    own = resources.alias("own_row")
+    key = (own.c.resource_type, own.c.id.label("resource_id"))
+    live = own.c.deleted.is_(False)
+    no_text = cast(null(), Text)
+    ids = select(
+        *key,
+        literal_column("'_id'").label("param"),
+        own.c.patient_id,
+        no_text.label("system"),
+        own.c.id.label("code"),
+        no_text.label("text"),
+    ).where(live)
+    moment = func.date_trunc("milliseconds", own.c.last_updated, type_=DateTime(timezone=True))
+    updated = select(
+        *key,
+        literal_column("'_lastUpdated'").label("param"),
+        own.c.patient_id,
+        moment.label("low"),
+        (moment + timedelta(milliseconds=1)).label("high"),
+    ).where(live)
+    return {"_id": ids.subquery("id_rows"), "_lastUpdated": updated.subquery("last_updated_rows")}
+
+
+COLUMN_ROWS = _column_rows()
 
 
 def indexed_values(resource: dict[str, Any]) -> list[IndexValue]:
