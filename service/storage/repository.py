@@ -259,8 +259,6 @@ _INSERT_IF_ABSENT = (
 _FIRST_VERSION = _DriverStatement.compile(_first_version_statement())
 
 
-# Reads by key, built once: building a statement costs more CPU than PostgreSQL spends answering it, and
-# these run on every read, every write rule that follows a reference and every canonical lookup.
 def _stored_version_columns(table: Any, content: Any) -> tuple[Any, ...]:
     """What `_visible_version` reads of a row of `resources` or `resource_versions`."""
     c = table.c
@@ -275,6 +273,8 @@ def _stored_version_columns(table: Any, content: Any) -> tuple[Any, ...]:
     )
 
 
+# Reads by key, built once: building a statement costs more CPU than PostgreSQL spends answering it, and
+# these run on every read, every write rule that follows a reference and every canonical lookup.
 _CURRENT_ROW = select(*_stored_version_columns(resources, _CONTENT_TEXT)).where(
     resources.c.resource_type == bindparam("resource_type", type_=Text),
     resources.c.id == bindparam("id", type_=Text),
@@ -292,14 +292,7 @@ def _canonical_statements() -> tuple[Any, Any]:
     search value `:version`."""
     url_rows = search_uri.alias("url_rows")
     by_url = (
-        select(
-            resources.c.resource_type,
-            resources.c.id,
-            resources.c.version_id,
-            resources.c.last_updated,
-            resources.c.deleted,
-            _CONTENT_TEXT.label("content"),
-        )
+        select(*_stored_version_columns(resources, _CONTENT_TEXT))
         .join(
             url_rows,
             and_(
