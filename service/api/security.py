@@ -18,9 +18,10 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from service.config import Settings
-from service.errors import Issue, Unauthorized
+from service.errors import BadRequest, Issue, Unauthorized
 from service.fhir.access import Principal, set_access
 from service.fhir.authorization import authorize, needs_for_fhir, needs_for_ipt, searched_types
+from service.fhir.parsing import loads
 from service.fhir.scopes import parse_scopes
 
 _ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
@@ -168,8 +169,8 @@ async def require_fhir_access(request: Request) -> None:
     body: Any = None
     if not segments and request.method == "POST":
         try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
+            body = loads(await request.body())
+        except (orjson.JSONDecodeError, BadRequest):
             body = None  # the route answers 400 for the broken body
         # What a Bundle needs depends on its entries; the route takes the parsed body from here.
         request.state.json_body = body

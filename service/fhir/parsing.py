@@ -15,7 +15,7 @@ import orjson
 from pydantic import ValidationError
 
 from mappings.r4 import model_class
-from service.errors import InvalidCode, InvalidResource, Issue
+from service.errors import BadRequest, InvalidCode, InvalidResource, Issue
 from service.fhir.bindings import check_required_bindings
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -26,12 +26,59 @@ _MESSAGES = {
 }
 
 
+# JSON can smuggle NUL into a string only as this escape: orjson refuses a raw control character.
+_NUL_ESCAPE = b"\\u0000"
+
+
+def loads(body: bytes, *, root: str = "body") -> Any:
+    """Decode JSON as `orjson.loads` does (raising `orjson.JSONDecodeError` when it is broken), and refuse
+    (400) a string or name holding NUL, naming the element.
+
+    PostgreSQL stores neither `text` nor `jsonb` with NUL in it: such a body must stop here, before any
+    write, rather than fail in the database. Every request body goes through this function.
+    """
+    payload = orjson.loads(body)
+    # The byte search costs next to nothing; the walk runs only when an escape may be there
+    # (`\\u0000`, an escaped backslash before `u0000`, matches too, and the walk then finds nothing).
+    if _NUL_ESCAPE in body and (where := _nul_location(payload, root)) is not None:
+        raise BadRequest(
+            Issue(
+                f"{where}: a string holds a NUL character (\\u0000), which is not allowed",
+                expression=where,
+                code="value",
+            )
+        )
+    return payload
+
+
+def _nul_location(payload: Any, root: str) -> str | None:
+    """The path of the first string (or member name) holding NUL, or None. Iterative: a body may nest as
+    deep as the decoder allows, beyond Python's recursion limit."""
+    if isinstance(payload, dict) and isinstance(resource_type := payload.get("resourceType"), str):
+        root = resource_type
+    pending: list[tuple[Any, str]] = [(payload, root)]
+    while pending:
+        value, path = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path
+        elif isinstance(value, dict):
+            for name, item in reversed(value.items()):
+                if "\x00" in name:
+                    escaped = str(name).replace("\x00", "\\u0000")
+                    return f"{path}.{escaped}"
+                pending.append((item, f"{path}.{name}"))
+        elif isinstance(value, list):
+            pending.extend((item, f"{path}[{index}]") for index, item in reversed(list(enumerate(value))))
+    return None
+
+
 def parse_json(body: bytes) -> dict[str, Any]:
     """Decode a JSON object, or raise `InvalidResource` saying where the JSON broke."""
     if not body.strip():
         raise InvalidResource(Issue("the request body is empty; a FHIR resource in JSON is expected"))
     try:
-        payload = orjson.loads(body)
+        payload = loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidResource(Issue(f"the body is not valid JSON: {exc}", code="invalid")) from exc
     if not isinstance(payload, dict):

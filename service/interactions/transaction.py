@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.errors import BadRequest, FhirError, Issue, NotFound, operation_outcome
 from service.fhir.bundle import instant
 from service.fhir.compartment import ensure_writable
-from service.fhir.parsing import check_resource
+from service.fhir.parsing import check_resource, loads
 from service.fhir.transaction import (
     BundleEntry,
     ReadBundle,
@@ -349,7 +349,8 @@ def _patch_body(entry: BundleEntry) -> tuple[PatchFormat, Any]:
     if resource.get("resourceType") == "Parameters":
         return "fhirpath-patch", resource
     try:
-        return "json-patch", orjson.loads(base64.b64decode(str(resource.get("data", "")), validate=True))
+        document = base64.b64decode(str(resource.get("data", "")), validate=True)
+        return "json-patch", loads(document, root=f"{entry.location}.resource.data")
     except (binascii.Error, ValueError) as exc:
         raise BadRequest(
             Issue(

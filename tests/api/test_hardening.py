@@ -1,10 +1,16 @@
-"""CORS from an allow-list, request logs without PHI, and no internals in error answers."""
+"""CORS from an allow-list, request logs without PHI, no internals in error answers, and request bodies
+that PostgreSQL could not store refused before any write."""
 
+import base64
 import logging
+from typing import Any
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
 from service.config import Settings
@@ -64,3 +70,117 @@ class TestErrorAnswers:
         assert "traceback" not in text
         assert "select" not in text
         assert "sqlalchemy" not in text
+
+
+async def _stored_versions(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        statement = text("SELECT count(*) FROM resource_versions WHERE resource_type <> 'AuditEvent'")
+        return int((await connection.execute(statement)).scalar_one())
+
+
+def _refused_for_nul(response: httpx.Response, expression: str) -> None:
+    assert response.status_code == 400, response.text
+    issue: dict[str, Any] = response.json()["issue"][0]
+    assert issue["expression"] == [expression]
+    assert "NUL" in issue["diagnostics"]
+
+
+class TestNulInBodies:
+    """PostgreSQL's text and jsonb cannot hold NUL: a body carrying one is a 400 naming the element."""
+
+    async def test_create_and_update(self, client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+        body = orjson.dumps(patient(family="a\x00b"))
+        assert b"\\u0000" in body
+
+        created = await client.post("/fhir/Patient", content=body, headers=FHIR_JSON)
+        updated = await client.put(
+            "/fhir/Patient/p1", content=orjson.dumps(patient(id="p1", family="a\x00b")), headers=FHIR_JSON
+        )
+
+        _refused_for_nul(created, "Patient.name[0].family")
+        _refused_for_nul(updated, "Patient.name[0].family")
+        assert await _stored_versions(engine) == 0
+
+    async def test_a_member_name(self, client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+        body = orjson.dumps({**patient(), "gender\x00": "male"})
+        response = await client.post("/fhir/Patient", content=body, headers=FHIR_JSON)
+        _refused_for_nul(response, "Patient.gender\\u0000")
+        assert await _stored_versions(engine) == 0
+
+    async def test_an_escaped_backslash_before_u0000_is_plain_text(self, client: httpx.AsyncClient) -> None:
+        response = await client.post("/fhir/Patient", json=patient(family="a\\u0000b"), headers=FHIR_JSON)
+        assert response.status_code == 201, response.text
+        assert response.json()["name"][0]["family"] == "a\\u0000b"
+
+    async def test_patch_documents(self, client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+        await client.put("/fhir/Patient/p1", json=patient(id="p1"), headers=FHIR_JSON)
+        json_patch = [{"op": "replace", "path": "/name/0/family", "value": "a\x00b"}]
+        fhirpath_patch = {
+            "resourceType": "Parameters",
+            "parameter": [
+                {
+                    "name": "operation",
+                    "part": [
+                        {"name": "type", "valueCode": "add"},
+                        {"name": "path", "valueString": "Patient"},
+                        {"name": "name", "valueString": "gender"},
+                        {"name": "value", "valueCode": "ma\x00le"},
+                    ],
+                }
+            ],
+        }
+
+        first = await client.patch(
+            "/fhir/Patient/p1",
+            content=orjson.dumps(json_patch),
+            headers={"Content-Type": "application/json-patch+json"},
+        )
+        second = await client.patch(
+            "/fhir/Patient/p1", content=orjson.dumps(fhirpath_patch), headers=FHIR_JSON
+        )
+
+        _refused_for_nul(first, "JsonPatch[0].value")
+        _refused_for_nul(second, "Parameters.parameter[0].part[3].valueCode")
+        assert (await client.get("/fhir/Patient/p1")).headers["etag"] == 'W/"1"'
+
+    async def test_bundles(self, client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+        await client.put("/fhir/Patient/p1", json=patient(id="p1"), headers=FHIR_JSON)
+        created = {"resource": patient(family="a\x00b"), "request": {"method": "POST", "url": "Patient"}}
+        json_patch = orjson.dumps([{"op": "add", "path": "/gender", "value": "ma\x00le"}])
+        patched = {
+            "resource": {
+                "resourceType": "Binary",
+                "contentType": "application/json-patch+json",
+                "data": base64.b64encode(json_patch).decode(),
+            },
+            "request": {"method": "PATCH", "url": "Patient/p1"},
+        }
+        for kind in ("transaction", "batch"):
+            bundle = {"resourceType": "Bundle", "type": kind, "entry": [created]}
+            response = await client.post("/fhir", content=orjson.dumps(bundle), headers=FHIR_JSON)
+            _refused_for_nul(response, "Bundle.entry[0].resource.name[0].family")
+
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [patched]}
+        response = await client.post("/fhir", content=orjson.dumps(bundle), headers=FHIR_JSON)
+
+        _refused_for_nul(response, "Bundle.entry[0].resource.data[0].value")
+        assert await _stored_versions(engine) == 1
+
+    async def test_operation_parameters(self, client: httpx.AsyncClient) -> None:
+        parameters = {
+            "resourceType": "Parameters",
+            "parameter": [{"name": "resource", "resource": patient(family="a\x00b")}],
+        }
+        response = await client.post(
+            "/fhir/Patient/$validate", content=orjson.dumps(parameters), headers=FHIR_JSON
+        )
+        _refused_for_nul(response, "Parameters.parameter[0].resource.name[0].family")
+
+    async def test_treatment_plan_document(self, client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+        response = await client.post(
+            "/ipt/treatment-plans",
+            content=orjson.dumps({"patient": "a\x00b"}),
+            headers={"Content-Type": "application/json"},
+        )
+        _refused_for_nul(response, "TreatmentPlan.patient")
+        assert await _stored_versions(engine) == 0

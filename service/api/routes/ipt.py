@@ -20,7 +20,7 @@ from service.api.openapi_docs import (
 )
 from service.errors import BadRequest, Issue, PayloadTooLarge
 from service.fhir.bundle import http_date
-from service.fhir.parsing import check_resource
+from service.fhir.parsing import check_resource, loads
 from service.interactions.treatment_plans import (
     StoredPlan,
     create_plan,
@@ -56,7 +56,7 @@ async def _read_json(request: Request, limit: int, what: str) -> Any:
     if len(body) > limit:
         raise PayloadTooLarge(Issue(f"the body is larger than the limit of {limit} bytes", expression=what))
     try:
-        return orjson.loads(body)
+        return loads(body, root=what)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(Issue(f"the body is not valid JSON: {exc}", expression=what)) from None
 

@@ -21,7 +21,7 @@ from service.api.openapi_docs import (
 )
 from service.api.responses import json_response, return_preference, version_headers, write_response
 from service.errors import BadRequest, InvalidResource, Issue, PayloadTooLarge, operation_outcome
-from service.fhir.parsing import check_resource, parse_json
+from service.fhir.parsing import check_resource, loads, parse_json
 from service.fhir.registry import RESOURCE_DEFINITIONS, ResourceDefinition
 from service.fhir.transaction_examples import FHIRPATH_PATCH_EXAMPLE, JSON_PATCH_EXAMPLE
 from service.interactions.conditional import (
@@ -111,7 +111,7 @@ async def read_patch(request: Request, limit: int) -> tuple[PatchFormat, Any]:
     kind = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
     body = await read_raw_body(request, limit)
     try:
-        payload = orjson.loads(body)
+        payload = loads(body, root="JsonPatch")
     except orjson.JSONDecodeError as exc:
         raise BadRequest(Issue(f"the body is not valid JSON: {exc}", expression="body")) from exc
     if isinstance(payload, list):
