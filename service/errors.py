@@ -146,3 +146,13 @@ class Unprocessable(FhirError):
 
 class BusinessRule(Unprocessable):
     issue_code = "business-rule"
+
+
+class Withheld(FhirError):
+    """The last check before a response leaves refused a resource that the access decision does not allow.
+
+    It never fires while the queries apply the decision; if one does not, the client gets this instead of
+    another patient's data.
+    """
+
+    status_code, issue_code = 500, "security"

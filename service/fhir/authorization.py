@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.errors import Forbidden, Issue
-from service.fhir.access import Access, Principal
+from service.fhir.access import AUDIT_EVENT, Access, Principal
 from service.fhir.registry import RESOURCES
-from service.fhir.scopes import Permission, decide
+from service.fhir.scopes import Permission
 
 # Operations that only read (or compute without storing) need read permission on their type.
 _READING_OPERATIONS = {"$validate", "$everything"}
@@ -115,57 +115,52 @@ def searched_types(parameters: list[tuple[str, str]]) -> list[str]:
 def authorize(principal: Principal, needs: list[Need]) -> Access:
     """Grant every need or refuse with 403 naming the first that is missing.
 
-    Shared content (worksheets, terminology, protocol) is readable with any valid token and writable only
-    with `user/` or `system/` scopes; a `patient/` scope confines the request to the token's patient.
+    The access returned answers, for the rest of the request, what each type may show or take
+    (`Access.reach`); a need granted only within the token's patient confines the request's conditional
+    criteria and reference checks to that compartment too.
     """
+    access = Access(principal)
     confined = False
     for need in needs:
-        if need.resource_type == "AuditEvent":
-            _authorize_audit(principal, need)
-            continue
-        spec = RESOURCES.get(need.resource_type)
-        if spec is not None and spec.kind == "content" and need.permission in ("r", "s"):
-            continue
-        scopes = principal.scopes
-        if spec is not None and spec.kind == "content":
-            scopes = tuple(scope for scope in scopes if scope.context != "patient")
-        grant = decide(scopes, need.resource_type, need.permission)
-        if not grant.allowed:
-            raise Forbidden(
-                Issue(
-                    f"the token's scopes do not allow '{need.permission}' on {need.resource_type} "
-                    f"(granted: {principal.scope_text or 'none'})",
-                    expression=need.resource_type,
-                )
-            )
-        confined = confined or grant.patient_only
+        reach = access.reach(need.resource_type, need.permission)
+        if not reach.allowed:
+            raise Forbidden(_refusal(principal, need))
+        confined = confined or reach.patient is not None
     # A token holding only patient/ scopes never leaves its patient's compartment, whatever the request
     # names: an operation on shared content (a worksheet's $populate) still reads patient data.
-    if principal.scopes and all(scope.context == "patient" for scope in principal.scopes):
+    if principal.patient and principal.scopes and all(s.context == "patient" for s in principal.scopes):
         confined = True
-    if confined and not principal.patient:
-        raise Forbidden(Issue("a patient/ scope needs a token with a patient in its launch context"))
-    return Access(principal, patient_id=principal.patient if confined else None)
+    if confined:
+        access.patient_id = principal.patient
+    return access
 
 
-def may_read_audit(principal: Principal, permission: Permission = "s") -> bool:
-    """A wildcard scope (`system/*.rs`) does not reach the audit trail: only one naming AuditEvent does,
-    and only in user or system context (an audit record speaks of staff and of other patients too)."""
-    return any(
-        s.resource_type == "AuditEvent" and s.context != "patient" and permission in s.permissions
-        for s in principal.scopes
-    )
-
-
-def _authorize_audit(principal: Principal, need: Need) -> None:
-    """The audit trail is append-only, and readable only with a scope that names AuditEvent."""
-    if need.permission not in ("r", "s"):
-        raise Forbidden(Issue("AuditEvents are written by the server only", expression="AuditEvent"))
-    if not may_read_audit(principal, need.permission):
-        raise Forbidden(
-            Issue(
-                "reading the audit trail needs a user/ or system/ scope naming AuditEvent, "
-                "e.g. system/AuditEvent.rs",
-                expression="AuditEvent",
-            )
+def _refusal(principal: Principal, need: Need) -> Issue:
+    if need.resource_type == AUDIT_EVENT:
+        if need.permission not in ("r", "s"):
+            return Issue("AuditEvents are written by the server only", expression=AUDIT_EVENT)
+        return Issue(
+            "reading the audit trail needs a user/ or system/ scope naming AuditEvent, "
+            "e.g. system/AuditEvent.rs",
+            expression=AUDIT_EVENT,
         )
+    granted_to_patient = any(
+        s.context == "patient" and s.allows(need.resource_type, need.permission) for s in principal.scopes
+    )
+    if granted_to_patient and not principal.patient:
+        return Issue("a patient/ scope needs a token with a patient in its launch context")
+    if granted_to_patient:
+        reason = (
+            "patient/ scopes write only resources of the patient's compartment"
+            if need.permission not in ("r", "s")
+            else "not within the patient's compartment"
+        )
+        return Issue(
+            f"the token's scopes do not allow '{need.permission}' on {need.resource_type}: {reason}",
+            expression=need.resource_type,
+        )
+    return Issue(
+        f"the token's scopes do not allow '{need.permission}' on {need.resource_type} "
+        f"(granted: {principal.scope_text or 'none'})",
+        expression=need.resource_type,
+    )

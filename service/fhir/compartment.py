@@ -12,13 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from service.errors import Forbidden, Issue, NotFound
-from service.fhir.access import compartment_restriction
-from service.fhir.registry import RESOURCES, patient_compartment
-
-
-def confined_type(resource_type: str) -> bool:
-    spec = RESOURCES.get(resource_type)
-    return resource_type == "Patient" or (spec is not None and bool(spec.compartment))
+from service.fhir.access import compartment_restriction, confined_type
+from service.fhir.registry import patient_compartment
 
 
 def visible(resource_type: str, patient_id: str | None) -> bool:

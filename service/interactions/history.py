@@ -13,9 +13,9 @@ from urllib.parse import urlencode
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import Issue, NotFound
-from service.fhir.access import compartment_restriction
+from service.fhir.access import AUDIT_EVENT, ensure_may_send
 from service.fhir.bundle import BundleDocument, Entry, Link, instant
-from service.fhir.compartment import confined_type
+from service.fhir.search_parameters import served_types
 from service.storage.repository import HistoryEntry, ResourceRepository
 
 _STATUS = {"POST": "201 Created", "PUT": "200 OK", "DELETE": "204 No Content"}
@@ -36,9 +36,10 @@ async def history(
     resource_type: str | None = None,
     resource_id: str | None = None,
 ) -> bytes:
-    # A patient-context token sees only its patient's versions of confined types.
-    confined = resource_type is None or confined_type(resource_type)
-    patient_filter = compartment_restriction() if confined else None
+    # Each version is judged by the compartment it was written in: a Goal moved from one patient to
+    # another shows its earlier versions only to those who may see the earlier patient's records. The audit
+    # trail has its own, more tightly scoped, read path.
+    types = [resource_type] if resource_type is not None else sorted(served_types() - {AUDIT_EVENT})
     async with engine.connect() as connection:
         repository = ResourceRepository(connection)
         rows = await repository.history(
@@ -46,16 +47,16 @@ async def history(
             resource_id=resource_id,
             since=query.since,
             before_seq=query.cursor,
-            patient_id=patient_filter,
-            # The audit trail has its own, more tightly scoped, read path.
-            exclude_types=("AuditEvent",) if resource_type is None else (),
+            types=types,
             limit=query.count + 1,
         )
         total = None
         if resource_type is not None and resource_id is not None:
             total = await repository.count_versions(resource_type, resource_id)
-            if total == 0 or (patient_filter is not None and not rows):
+            if total == 0:
                 raise NotFound(Issue(f"{resource_type}/{resource_id} is not known"))
+    for row in rows:
+        ensure_may_send(row.version.resource_type, row.patient_id, "r")
     page, more = rows[: query.count], len(rows) > query.count
     path = "/".join(p for p in (resource_type, resource_id, "_history") if p)
     params: dict[str, str] = {"_count": str(query.count)}

@@ -22,8 +22,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.errors import InvalidSearch, Issue, operation_outcome
-from service.fhir.access import current_access
-from service.fhir.authorization import may_read_audit
+from service.fhir.access import AUDIT_EVENT, current_access, ensure_may_send
 from service.fhir.bundle import BundleDocument, Entry, Link
 from service.fhir.search import SearchQuery, UnknownParameter, parse_search, render_query
 from service.fhir.search_parameters import COMMON_BASE, parameters_for, served_types
@@ -39,8 +38,6 @@ from service.storage.search import (
     included,
     search_page,
 )
-
-AUDIT_EVENT = "AuditEvent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,12 +142,8 @@ def _stored_types() -> Iterable[str]:
 
 
 def _visible(types: tuple[str, ...]) -> Scope:
-    """The searched types, narrowed to what the requester may see (docs/search.md, "Who sees what")."""
-    access = current_access()
-    if access is None:
-        return Scope(types)
-    hidden = frozenset() if may_read_audit(access.principal) else frozenset({AUDIT_EVENT})
-    return Scope(types, patient=access.patient_id, hidden=hidden)
+    """The searched types, narrowed to what the requester may see (docs/security.md, "Who sees what")."""
+    return Scope(types, current_access())
 
 
 def _with_unknown(query: SearchQuery, ignored: Sequence[UnknownParameter]) -> SearchQuery:
@@ -216,6 +209,10 @@ async def _run(
             links.append(Link("next", url(encode_cursor(page.matches[-1].keys))))
         if backward_more:
             links.append(Link("previous", url(encode_cursor(page.matches[0].keys, backwards=True))))
+    for match in page.matches:
+        ensure_may_send(match.resource_type, match.patient_id, "s")
+    for include in extra:
+        ensure_may_send(include.resource_type, include.patient_id, "r")
     entries = [
         Entry(
             full_url=f"{options.base_url}/{m.resource_type}/{m.id}",

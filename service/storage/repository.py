@@ -50,7 +50,7 @@ from service.storage.indexing.rows import (
     search_uri,
 )
 from service.storage.tables import resource_versions, resources
-from service.storage.visibility import current_compartment_filter
+from service.storage.visibility import current_compartment_filter, current_reach_filter
 
 Method = Literal["POST", "PUT", "DELETE"]
 Key = tuple[str, str]
@@ -82,6 +82,16 @@ class HistoryEntry:
     seq: int
     method: Method
     version: StoredVersion
+    patient_id: str | None = None
+
+
+def _versions_visible(types: Sequence[str]) -> list[Any]:
+    """The access decision over the version rows of `types`: each version by its own compartment."""
+    columns = {
+        "type_column": resource_versions.c.resource_type,
+        "patient_column": resource_versions.c.patient_id,
+    }
+    return [*current_reach_filter(types, "r", **columns), *current_compartment_filter(types, **columns)]
 
 
 _CONTENT_TEXT = cast(resources.c.content, Text)
@@ -613,8 +623,7 @@ class ResourceRepository:
         resource_id: str | None = None,
         since: datetime | None = None,
         before_seq: int | None = None,
-        patient_id: str | None = None,
-        exclude_types: tuple[str, ...] = (),
+        types: Sequence[str],
         limit: int,
     ) -> list[HistoryEntry]:
         """Versions newest first, `limit` at most, older than `before_seq` (the keyset of the next page)."""
@@ -627,6 +636,7 @@ class ResourceRepository:
             table.c.version_id,
             table.c.last_updated,
             table.c.deleted,
+            table.c.patient_id,
             _VERSION_CONTENT_TEXT.label("content"),
         )
         conditions = []
@@ -638,15 +648,17 @@ class ResourceRepository:
             conditions.append(table.c.last_updated >= since)
         if before_seq is not None:
             conditions.append(table.c.seq < before_seq)
-        if patient_id is not None:
-            conditions.append(table.c.patient_id == patient_id)
-        if exclude_types:
-            conditions.append(table.c.resource_type.not_in(exclude_types))
+        conditions += _versions_visible(types)
+        if resource_type is None:
+            conditions.append(table.c.resource_type.in_(types))
         if conditions:
             statement = statement.where(and_(*conditions))
         statement = statement.order_by(table.c.seq.desc()).limit(limit)
         rows = (await self.connection.execute(statement)).all()
-        return [HistoryEntry(row.seq, row.method, _version(row, content=row.content)) for row in rows]
+        return [
+            HistoryEntry(row.seq, row.method, _version(row, content=row.content), row.patient_id)
+            for row in rows
+        ]
 
     async def find_by_canonical(self, resource_type: str, canonical: str) -> StoredVersion | None:
         """The resource whose `url` (and `version`, given as `url|version`) match; without a version, the
@@ -751,10 +763,16 @@ class ResourceRepository:
         )
 
     async def count_versions(self, resource_type: str, resource_id: str) -> int:
+        """How many versions of the resource the current request may see (each judged by the compartment it
+        was written in)."""
         statement = (
             select(func.count())
             .select_from(resource_versions)
-            .where(resource_versions.c.resource_type == resource_type, resource_versions.c.id == resource_id)
+            .where(
+                resource_versions.c.resource_type == resource_type,
+                resource_versions.c.id == resource_id,
+                *_versions_visible([resource_type]),
+            )
         )
         return int((await self.connection.execute(statement)).scalar_one())
 

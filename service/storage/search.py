@@ -53,6 +53,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.errors import InvalidSearch, Issue
+from service.fhir.access import Access
 from service.fhir.extraction import is_canonical
 from service.fhir.search import (
     ChainClause,
@@ -69,6 +70,7 @@ from service.fhir.search import (
     TokenSearch,
     UriSearch,
 )
+from service.fhir.scopes import Permission
 from service.fhir.search_parameters import SearchParameter, parameters_for
 from service.storage.indexing.rows import (
     COLUMN_ROWS,
@@ -82,7 +84,7 @@ from service.storage.indexing.rows import (
     search_uri,
 )
 from service.storage.tables import resources
-from service.storage.visibility import compartment_filter
+from service.storage.visibility import reach_filter
 
 _TABLES: dict[str, Table] = {
     "token": search_token,
@@ -99,11 +101,16 @@ _MAX_INCLUDES = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Owner:
-    """The resource a condition is about: the searched row itself, a chain's target or a `_has` source."""
+    """The resource a condition is about: the searched row itself, a chain's target or a `_has` source.
+
+    `access` is the requester's: a chain or `_has` looks only at the resources it may search, so that no
+    answer depends on what it may not see.
+    """
 
     type: ColumnElement[str]
     id: ColumnElement[str]
     root: bool = False
+    access: Access | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +130,7 @@ class Match:
     id: str
     content: bytes
     keys: tuple[Any, ...]
+    patient_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +138,7 @@ class Included:
     resource_type: str
     id: str
     content: bytes
+    patient_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,13 +406,14 @@ class _Range:
         return and_(self.low < _shift(high, value.margin), self._high_gt(_shift(low, -value.margin)))
 
 
-def _live(owner: Owner) -> ColumnElement[bool]:
+def _live(owner: Owner, *conditions: ColumnElement[bool]) -> ColumnElement[bool]:
     return (
         exists()
         .where(
             resources.c.resource_type == owner.type,
             resources.c.id == owner.id,
             resources.c.deleted.is_(False),
+            *conditions,
         )
         .correlate_except(resources)
     )
@@ -441,26 +451,36 @@ def _chain_condition(clause: ChainClause, resource_type: str, owner: Owner) -> C
     ]
     if is_canonical(resource_type, clause.parameter.code):
         url_rows, joined = _canonical_targets(reference, clause.target_types)
-        target = Owner(url_rows.c.resource_type, url_rows.c.resource_id)
+        target = Owner(url_rows.c.resource_type, url_rows.c.resource_id, access=owner.access)
         conditions.append(joined)
     else:
-        target = Owner(reference.c.target_type, reference.c.target_id)
+        target = Owner(reference.c.target_type, reference.c.target_id, access=owner.access)
         conditions += [reference.c.url.is_(None), reference.c.target_type.in_(clause.target_types)]
     conditions.append(
         or_(*(_parameter_condition(inner, target_type, target) for target_type in clause.target_types[:1]))
     )
-    if inner.missing is True or inner.modifier == "not":
-        # Those match on the absence of index rows, which a dangling reference also has.
-        conditions.append(_live(target))
+    seen = reach_filter(owner.access, clause.target_types, "s")
+    if seen or inner.missing is True or inner.modifier == "not":
+        # The absence of index rows matches a dangling reference too, and a target the requester may not
+        # search must not decide the match either way.
+        conditions.append(_live(target, *seen))
     return exists().where(*conditions)
 
 
 def _has_condition(clause: HasClause, resource_type: str, owner: Owner) -> ColumnElement[bool]:
     reference = search_reference.alias()
-    source = Owner(reference.c.resource_type, reference.c.resource_id)
+    source = Owner(reference.c.resource_type, reference.c.resource_id, access=owner.access)
     conditions: list[ColumnElement[bool]] = [
         reference.c.resource_type == clause.source_type,
         reference.c.param == clause.reference.code,
+        # Index rows carry their resource's compartment: only sources the requester may search count.
+        *reach_filter(
+            owner.access,
+            [clause.source_type],
+            "s",
+            type_column=reference.c.resource_type,
+            patient_column=reference.c.patient_id,
+        ),
     ]
     if is_canonical(clause.source_type, clause.reference.code):
         url_rows = search_uri.alias()
@@ -490,23 +510,20 @@ def _has_condition(clause: HasClause, resource_type: str, owner: Owner) -> Colum
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """What is searched: one type (`Patient?...`) or several (`?_type=...` on the system), and what the
-    requester may see of it.
+    """What is searched: one type (`Patient?...`) or several (`?_type=...` on the system), and who asks.
 
-    `patient` confines the types of the patient compartment to that patient's resources, in the matches,
-    the total and what `_include`/`_revinclude` add; `hidden` types are never added by them.
+    `access` (None: no restriction) keeps out, of the matches, the total, what `_include`/`_revinclude`
+    add and what a chain or `_has` looks at, every resource the requester's scopes do not reach: matches
+    and the rows a query looks at need search permission on their type, included resources read permission
+    (docs/security.md, "Who sees what").
     """
 
     types: tuple[str, ...]
-    patient: str | None = None
-    hidden: frozenset[str] = frozenset()
+    access: Access | None = None
 
-    def visibility(self, types: Sequence[str] | None) -> list[ColumnElement[bool]]:
+    def visibility(self, types: Sequence[str] | None, permission: Permission) -> list[ColumnElement[bool]]:
         """Conditions on `resources` keeping out what may not be seen, for rows of `types` (None: any)."""
-        conditions = compartment_filter(self.patient, types)
-        if types is None and self.hidden:
-            conditions.append(resources.c.resource_type.not_in(sorted(self.hidden)))
-        return conditions
+        return reach_filter(self.access, types, permission)
 
     @property
     def single(self) -> str | None:
@@ -516,7 +533,7 @@ class Scope:
 def _root(scope: Scope) -> Owner:
     single = scope.single
     owner_type: ColumnElement[str] = literal(single, Text) if single else resources.c.resource_type
-    return Owner(owner_type, resources.c.id, root=True)
+    return Owner(owner_type, resources.c.id, root=True, access=scope.access)
 
 
 def _filters(query: SearchQuery, scope: Scope) -> list[ColumnElement[bool]]:
@@ -525,7 +542,7 @@ def _filters(query: SearchQuery, scope: Scope) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [
         resources.c.resource_type == single if single else resources.c.resource_type.in_(scope.types),
         resources.c.deleted.is_(False),
-        *scope.visibility(scope.types),
+        *scope.visibility(scope.types, "s"),
     ]
     for clause in query.clauses:
         conditions.append(clause_condition(clause, query.resource_type, owner))
@@ -631,6 +648,7 @@ def page_statement(query: SearchQuery, scope: Scope, position: Position | None) 
             resources.c.resource_type,
             resources.c.id,
             _CONTENT.label("content"),
+            resources.c.patient_id,
             *(key.expression.label(f"key_{i}") for i, key in enumerate(keys[:-2])),
         )
         .select_from(source)
@@ -722,6 +740,15 @@ def _follow(includes: Sequence[Include], revincludes: Sequence[Include], base: A
     return selects
 
 
+def _shown(found: Any, scope: Scope) -> Select[Any]:
+    """The live rows among `found` (a table of type and id) that the requester may read."""
+    return select(resources.c.resource_type, resources.c.id).where(
+        tuple_(resources.c.resource_type, resources.c.id).in_(select(found.c[0], found.c[1])),
+        resources.c.deleted.is_(False),
+        *scope.visibility(None, "r"),
+    )
+
+
 def include_statement(
     query: SearchQuery, page: Sequence[tuple[str, str]], scope: Scope
 ) -> Select[Any] | None:
@@ -738,20 +765,24 @@ def include_statement(
     level_one = _follow(*first, page_rows)
     found = list(level_one)
     if any(iterate):
-        base = union(select(page_rows.c.resource_type, page_rows.c.id), *level_one).subquery("base")
+        # Only what the first level may show is followed further: a resource the requester may not read
+        # must not lead to one it may.
+        shown = _shown(union(*level_one).subquery("level_one"), scope) if level_one else None
+        starts = [select(page_rows.c.resource_type, page_rows.c.id), *([shown] if shown is not None else [])]
+        base = union(*starts).subquery("base")
         found += _follow(*iterate, base)
     if not found:
         return None
     targets = union(*found).subquery("targets")
     return (
-        select(resources.c.resource_type, resources.c.id, _CONTENT.label("content"))
+        select(resources.c.resource_type, resources.c.id, _CONTENT.label("content"), resources.c.patient_id)
         .where(
             tuple_(resources.c.resource_type, resources.c.id).in_(select(targets.c[0], targets.c[1])),
             tuple_(resources.c.resource_type, resources.c.id).not_in(
                 select(page_rows.c.resource_type, page_rows.c.id)
             ),
             resources.c.deleted.is_(False),
-            *scope.visibility(None),
+            *scope.visibility(None, "r"),
         )
         .order_by(resources.c.resource_type, resources.c.id)
         .limit(_MAX_INCLUDES)
@@ -786,7 +817,8 @@ async def search_page(
             row.resource_type,
             row.id,
             row.content.encode(),
-            (*(row[3 + i] for i in range(sort_count)), row.resource_type, row.id),
+            (*(row[4 + i] for i in range(sort_count)), row.resource_type, row.id),
+            row.patient_id,
         )
         for row in rows[: query.count]
     ]
@@ -826,4 +858,4 @@ async def included(
     if statement is None:
         return []
     rows = (await _guarded(lambda: connection.execute(statement))).all()
-    return [Included(row.resource_type, row.id, row.content.encode()) for row in rows]
+    return [Included(row.resource_type, row.id, row.content.encode(), row.patient_id) for row in rows]

@@ -221,11 +221,16 @@ class TestPatientCompartment:
         bundle = (await anonymous_client.get("/fhir/Goal/_history", headers=_auth(mine))).json()
         assert [e["resource"]["id"] for e in bundle["entry"]] == [ids["goal_a"]]
         system = (await anonymous_client.get("/fhir/_history", headers=_auth(mine))).json()
+        # The practitioner is outside any compartment and readable with patient/*.rs, as by a read.
         subjects = {
             e["resource"].get("subject", {}).get("reference", f"Patient/{e['resource']['id']}")
             for e in system["entry"]
+            if e["resource"]["resourceType"] != "Practitioner"
         }
         assert subjects == {"Patient/a"}
+        assert {
+            e["resource"]["id"] for e in system["entry"] if e["resource"]["resourceType"] == "Practitioner"
+        } == {ids["practitioner"]}
 
     async def test_non_compartment_types_stay_readable(
         self, anonymous_client: httpx.AsyncClient, token: Token
