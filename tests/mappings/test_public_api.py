@@ -28,5 +28,6 @@ class TestPublicApi:
             "plan_fhir",
             "plan_goals",
             "plan_fieldmap",
+            "references",
         }
         assert exported - submodules <= set(mappings.__all__)
