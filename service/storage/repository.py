@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     Text,
     and_,
+    any_,
     bindparam,
     cast,
     delete,
@@ -332,11 +333,20 @@ def _canonical_statements() -> tuple[Any, Any]:
 
 _BY_URL, _BY_URL_AND_VERSION = _canonical_statements()
 _NOTHING = select(literal(1))
+# The keys travel as two arrays, not a parameter per key: a resource may name tens of thousands of others,
+# beyond the driver's 32767 bind parameters (and PostgreSQL's stack, for an IN list of that many rows).
+_WANTED_KEYS = (
+    func.unnest(bindparam("types", type_=ARRAY(Text)), bindparam("ids", type_=ARRAY(Text)))
+    .table_valued("resource_type", "id")
+    .render_derived("wanted_keys")
+)
 # Locked in key order, so that two transactions checking overlapping keys cannot deadlock.
 _LIVE_KEYS = (
     select(resources.c.resource_type, resources.c.id)
     .where(
-        tuple_(resources.c.resource_type, resources.c.id).in_(bindparam("keys", expanding=True)),
+        tuple_(resources.c.resource_type, resources.c.id).in_(
+            select(_WANTED_KEYS.c.resource_type, _WANTED_KEYS.c.id)
+        ),
         resources.c.deleted.is_(False),
     )
     .order_by(resources.c.resource_type, resources.c.id)
@@ -687,9 +697,10 @@ class ResourceRepository:
         if not wanted:
             return set()
         statement = select(resources.c.id).where(
-            resources.c.resource_type == resource_type, resources.c.id.in_(wanted)
+            resources.c.resource_type == resource_type,
+            resources.c.id == any_(bindparam("ids", type_=ARRAY(Text))),
         )
-        return set((await self.connection.execute(statement)).scalars())
+        return set((await self.connection.execute(statement, {"ids": wanted})).scalars())
 
     async def existing(self, keys: Iterable[Key]) -> set[Key]:
         """Which of `keys` are live (not deleted) resources the current request may see, each locked
@@ -705,7 +716,8 @@ class ResourceRepository:
         statement = _LIVE_KEYS
         if confined := current_compartment_filter({key[0] for key in wanted}):
             statement = statement.where(*confined)
-        rows = await self.connection.execute(statement, {"keys": wanted})
+        types, ids = zip(*wanted, strict=True)
+        rows = await self.connection.execute(statement, {"types": list(types), "ids": list(ids)})
         return {(row.resource_type, row.id) for row in rows}
 
     async def referrers(

@@ -184,3 +184,43 @@ class TestNulInBodies:
         )
         _refused_for_nul(response, "TreatmentPlan.patient")
         assert await _stored_versions(engine) == 0
+
+
+def _response_naming(references: list[str]) -> dict[str, Any]:
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
+        "item": [
+            {"linkId": f"q{n}", "answer": [{"valueReference": {"reference": reference}}]}
+            for n, reference in enumerate(references)
+        ],
+    }
+
+
+@pytest.mark.slow
+class TestHugeRequests:
+    """A body within the size limit is answered, however many references it holds: never a 500."""
+
+    async def test_twenty_thousand_references(self, client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+        await client.put("/fhir/Patient/p0", json=patient(id="p0"), headers=FHIR_JSON)
+        sent = _response_naming([f"Patient/p{n}" for n in range(20_000)])
+
+        checked = await client.post("/fhir/QuestionnaireResponse/$validate", json=sent, headers=FHIR_JSON)
+        created = await client.post("/fhir/QuestionnaireResponse", json=sent, headers=FHIR_JSON)
+
+        for response in (checked, created):
+            assert response.status_code < 500, response.text[:500]
+            assert response.json()["resourceType"] == "OperationOutcome"
+        assert created.status_code == 422
+        missing = [i for i in created.json()["issue"] if i["code"] == "not-found"]
+        assert len(missing) == 19_999
+        assert not any("Patient/p0," in i["diagnostics"] for i in missing)
+        assert await _stored_versions(engine) == 1
+
+    async def test_twenty_thousand_references_that_exist(self, client: httpx.AsyncClient) -> None:
+        await client.put("/fhir/Patient/p0", json=patient(id="p0"), headers=FHIR_JSON)
+        sent = _response_naming(["Patient/p0"] * 20_000)
+
+        created = await client.post("/fhir/QuestionnaireResponse", json=sent, headers=FHIR_JSON)
+
+        assert created.status_code == 201, created.text[:500]
