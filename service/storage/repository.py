@@ -350,7 +350,9 @@ _LIVE_KEYS = (
         resources.c.deleted.is_(False),
     )
     .order_by(resources.c.resource_type, resources.c.id)
-    .with_for_update(key_share=True)
+    # `read=True`: without it SQLAlchemy renders FOR NO KEY UPDATE, which serialises every writer naming
+    # the same resource (and its own updates) instead of only its deletion.
+    .with_for_update(read=True, key_share=True)
 )
 
 
