@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from mappings.references import reference_of
+
 Interaction = Literal["read", "vread", "update", "delete", "history-instance", "history-type", "create"]
 
 ALL_INTERACTIONS: tuple[Interaction, ...] = (
@@ -75,15 +77,24 @@ def definition(resource_type: str) -> ResourceDefinition | None:
 
 
 def patient_compartment(resource_type: str, resource_id: str, content: dict[str, object]) -> str | None:
-    """Return the id of the patient whose compartment the resource belongs to, if any."""
+    """Return the id of the patient whose compartment the resource belongs to, if any.
+
+    The first compartment element that holds a relative `Patient/<id>` (or `Patient/<id>/_history/<v>`)
+    reference decides; an absolute reference does not count, even to a Patient.
+    """
     if resource_type == "Patient":
         return resource_id
     spec = RESOURCES.get(resource_type)
     if spec is None:
         return None
     for element in spec.compartment:
-        value = content.get(element)
-        reference = value.get("reference") if isinstance(value, dict) else None
-        if isinstance(reference, str) and reference.startswith("Patient/"):
-            return reference.removeprefix("Patient/").split("/", 1)[0] or None
+        reference = reference_of(content.get(element))
+        if reference is None:
+            continue
+        if reference.kind == "malformed":
+            # Writes refuse it (`service.interactions.references`); should one reach here all the same, the
+            # next element must not decide in its place.
+            return None
+        if reference.kind == "relative" and reference.resource_type == "Patient":
+            return reference.resource_id
     return None
