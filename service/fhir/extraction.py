@@ -10,7 +10,8 @@ Three rewrites keep the specification's expressions evaluable without a server b
 - The parts of a shared definition that belong to other types are dropped (`CarePlan.subject... | Goal...`),
   and `Resource.` roots become the resource type (fhirpathpy does not treat `Resource` as a supertype).
 - `X.where(resolve() is Patient)` becomes `X` plus a check on the referenced type, read from the literal
-  reference (`Patient/123`, `https://host/fhir/Patient/123`) or from `Reference.type`.
+  reference (`Patient/123`, `https://host/fhir/Patient/123`, by `mappings.references`) or from
+  `Reference.type`.
 - `X as T` and `X.as(T)` become `X.ofType(T)`: FHIRPath's `as` fails on a collection of more than one item
   (`Goal.target.due as date` with two targets), which R5 fixed in the same way.
 
@@ -47,6 +48,7 @@ import fhirpathpy
 from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
 
+from mappings.references import parse_reference as read_reference
 from service.fhir.search_parameters import COMMON_BASE, SearchParameter, parameters_for
 
 
@@ -215,35 +217,30 @@ def _utc_or_none(compute: Callable[[], datetime]) -> datetime | None:
 
 # --- references ------------------------------------------------------------------------------------
 
-_ID = r"(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/(?P<version>[A-Za-z0-9\-.]{1,64}))?"
-_RELATIVE = re.compile(_ID)
-_ABSOLUTE = re.compile(r"(?P<base>[A-Za-z][A-Za-z0-9+.\-]*://.+)/" + _ID)
-
 
 # The references of a Bundle's resources repeat (a hundred responses name one Patient); the result is frozen.
 @lru_cache(maxsize=4096)
 def parse_reference(reference: str, *, base_url: str | None = None) -> ReferenceValue | None:
-    """Read `Type/id`, `[base]/Type/id[/_history/v]` or any other absolute URL; None for a contained `#id`.
+    """Index a literal reference read by `mappings.references.parse_reference`.
 
-    The result's `param` is empty; the caller sets it. With `base_url`, an absolute reference to this server
-    is returned as a local one (`url` None).
+    `Type/id[/_history/v]` and `[base]/Type/id[/_history/v]` give the target's type and id; any other
+    absolute reference (`urn:uuid:`, a URL without the RESTful shape) is matched as a whole. None for a
+    contained `#id`, and for a malformed reference (`Patient/A/Patient/B`), which writes refuse: nothing is
+    read from it. The result's `param` is empty; the caller sets it. With `base_url`, an absolute reference
+    to this server is returned as a local one (`url` None).
     """
-    if not reference or reference.startswith("#"):
+    parsed = read_reference(reference)
+    if parsed.kind == "relative":
+        return ReferenceValue("", parsed.resource_type, parsed.resource_id, version=parsed.version)
+    if parsed.kind != "absolute":
         return None
-    relative = _RELATIVE.fullmatch(reference)
-    if relative is not None:
-        return ReferenceValue("", relative["type"], relative["id"], version=relative["version"])
-    absolute = _ABSOLUTE.fullmatch(reference)
-    if absolute is None:
-        # urn:uuid:, urn:oid: or a URL that does not have the RESTful shape: matched as a whole.
-        return ReferenceValue("", None, None, url=reference)
-    local = base_url is not None and absolute["base"] == base_url.rstrip("/")
+    local = base_url is not None and parsed.base is not None and parsed.base == base_url.rstrip("/")
     return ReferenceValue(
         "",
-        absolute["type"],
-        absolute["id"],
+        parsed.resource_type,
+        parsed.resource_id,
         url=None if local else reference,
-        version=absolute["version"],
+        version=parsed.version,
     )
 
 

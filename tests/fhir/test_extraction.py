@@ -141,8 +141,16 @@ class TestParseReference:
     def test_contained_is_not_indexed(self) -> None:
         assert parse_reference("#contained-1") is None
 
-    def test_relative_path_of_another_shape_is_kept_whole(self) -> None:
-        assert parse_reference("Patient/p1/extra") == ReferenceValue("", None, None, url="Patient/p1/extra")
+    @pytest.mark.parametrize(
+        "reference", ["Patient/p1/extra", "Patient/A/Patient/B", "Patient/", "Patient/a b"]
+    )
+    def test_malformed_reference_is_not_indexed(self, reference: str) -> None:
+        assert parse_reference(reference) is None
+
+    def test_absolute_url_with_the_restful_shape_only_in_its_query_is_kept_whole(self) -> None:
+        assert parse_reference("https://other.org/x?Patient/p1", base_url=BASE) == ReferenceValue(
+            "", None, None, url="https://other.org/x?Patient/p1"
+        )
 
 
 class TestSplitUnion:
