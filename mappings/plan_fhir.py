@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 
 from mappings.domain import Coding, Concept, Identifier, PersonName
 from mappings.extensions import SECURITY_LABELS
+from mappings.references import parse_reference
 
 Json: TypeAlias = dict[str, Any]
 
@@ -194,7 +195,10 @@ class Resolver:
     """Finds the resources a CarePlan references, by the reference strings as they stand in the CarePlan.
 
     Keys of `resolved` are references: `Type/id` for stored resources, or the `fullUrl` of a Bundle entry
-    (`urn:uuid:...`, absolute URLs). Absolute and versioned references fall back to their `Type/id` tail.
+    (`urn:uuid:...`, absolute URLs). A versioned relative reference falls back to its `Type/id`. References
+    are read by `mappings.references`, as compartments and search indexes read them: an absolute URL is
+    found only as a `fullUrl`, never as the local resource its `Type/id` tail happens to name, and a
+    malformed reference (`Patient/A/Patient/B`) is refused, never read as one of the patients it names.
     """
 
     def __init__(self, resolved: Mapping[str, Json]) -> None:
@@ -204,7 +208,10 @@ class Resolver:
         target = (value or {}).get("reference")
         if not isinstance(target, str) or not target:
             raise MappingError(f"{where}: missing reference")
-        resource = self._resolved.get(target) or self._resolved.get(_type_and_id(target))
+        parsed = parse_reference(target)
+        if parsed.kind == "malformed":
+            raise MappingError(f"{where}: {target!r} is not a valid reference; {parsed.problem}")
+        resource = self._lookup(target)
         if resource is None:
             raise MappingError(f"{where}: reference {target!r} is not among the resolved resources")
         if resource.get("resourceType") != expected_type:
@@ -216,17 +223,17 @@ class Resolver:
     def key(self, value: Json | None) -> str:
         """One key per resource, whichever form of reference points at it."""
         target = str((value or {}).get("reference", ""))
-        resource = self._resolved.get(target) or self._resolved.get(_type_and_id(target))
+        resource = self._lookup(target)
         if resource is not None and "id" in resource:
             return f"{resource['resourceType']}/{resource['id']}"
         return target
 
-
-def _type_and_id(target: str) -> str:
-    parts = target.split("/")
-    if len(parts) >= 4 and parts[-2] == "_history":
-        parts = parts[:-2]
-    return "/".join(parts[-2:])
+    def _lookup(self, target: str) -> Json | None:
+        resource = self._resolved.get(target)
+        if resource is not None:
+            return resource
+        key = parse_reference(target).key
+        return None if key is None else self._resolved.get(key)
 
 
 def resolved_from_bundle(bundle: Json) -> dict[str, Json]:

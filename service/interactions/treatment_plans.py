@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mappings.careplan import MappingError, from_fhir, to_fhir_transaction
 from mappings.domain import TreatmentPlan
+from mappings.references import reference_of
 from service.errors import BadRequest, FhirError, Gone, Issue, NotFound, PreconditionFailed, Unprocessable
 from service.interactions.transaction import process_bundle
 from service.storage.repository import ResourceRepository
@@ -127,18 +128,13 @@ def _mapping_issue(error: MappingError) -> Unprocessable:
 
 
 def _key(reference: Any) -> str | None:
-    """`Type/id` of a literal reference to a stored resource; None for contained and placeholder ones."""
-    if not isinstance(reference, dict):
-        return None
-    target = reference.get("reference")
-    if not isinstance(target, str) or target.startswith(("#", "urn:")):
-        return None
-    parts = target.split("/")
-    if len(parts) >= 4 and parts[-2] == "_history":
-        parts = parts[:-2]
-    if len(parts) < 2 or not parts[-1]:
-        return None
-    return "/".join(parts[-2:])
+    """`Type/id` of a relative reference, the only kind that names a stored resource; None for others.
+
+    Read as compartments read it: `Patient/A/Patient/B` names neither patient, and an absolute URL is not
+    this server's resource even if it ends in `Patient/B`.
+    """
+    parsed = reference_of(reference)
+    return None if parsed is None else parsed.key
 
 
 def _references(resource: Json, fields: Iterable[str]) -> list[str]:

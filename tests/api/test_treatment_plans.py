@@ -12,11 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mappings.careplan import to_fhir_transaction
 from mappings.domain import TreatmentPlan
+from service.storage.repository import ResourceRepository
+from service.storage.tables import resources as resource_rows
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 
@@ -435,3 +437,81 @@ class TestTwoFaces:
         assert plan["diagnoses"][0]["code"]["codings"][0]["code"] == "F32.1"
         assert plan["care_team"]["id"] == team
         assert plan["structure"]["sessions_max"] == 16
+
+
+class TestMalformedReferences:
+    """A reference is read one way by compartments, reference checks, search and this mapping
+    (`mappings.references`): `Patient/<A>/Patient/<B>` cannot make B the client of A's plan."""
+
+    async def _plan_and_bystander(self, client: httpx.AsyncClient) -> tuple[dict[str, Any], str]:
+        plan = (await _post(client, sample())).json()
+        bystander = {"resourceType": "Patient", "name": [{"family": "Bystander"}]}
+        created = await client.post("/fhir/Patient", json=bystander, headers=FHIR_JSON)
+        assert created.status_code == 201
+        return plan, str(created.json()["id"])
+
+    async def test_a_malformed_subject_is_refused_and_the_plan_keeps_its_client(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        plan, other = await self._plan_and_bystander(client)
+        careplan = (await client.get(f"/fhir/CarePlan/{plan['id']}")).json()
+        careplan["subject"] = {"reference": f"Patient/{plan['client']['id']}/Patient/{other}"}
+
+        response = await client.put(f"/fhir/CarePlan/{plan['id']}", json=careplan, headers=FHIR_JSON)
+
+        assert response.status_code == 422, response.text
+        assert response.json()["issue"][0]["expression"] == ["CarePlan.subject"]
+        read = await client.get(f"/ipt/treatment-plans/{plan['id']}")
+        assert read.status_code == 200, read.text
+        assert read.json()["client"] == plan["client"]
+
+    async def test_a_stored_malformed_subject_is_not_read_as_either_patient(
+        self, client: httpx.AsyncClient, engine: AsyncEngine
+    ) -> None:
+        plan, other = await self._plan_and_bystander(client)
+        careplan = (await client.get(f"/fhir/CarePlan/{plan['id']}")).json()
+        careplan["subject"] = {"reference": f"Patient/{plan['client']['id']}/Patient/{other}"}
+        # As written before writes refused it: straight to storage, past the write rules.
+        async with engine.begin() as connection:
+            await ResourceRepository(connection).update("CarePlan", plan["id"], careplan)
+            compartment = (
+                await connection.execute(
+                    select(resource_rows.c.patient_id).where(
+                        resource_rows.c.resource_type == "CarePlan", resource_rows.c.id == plan["id"]
+                    )
+                )
+            ).scalar_one()
+
+        response = await client.get(f"/ipt/treatment-plans/{plan['id']}")
+
+        assert compartment is None
+        assert response.status_code == 422
+        assert response.json()["issue"][0]["expression"] == ["CarePlan.subject"]
+        assert "Bystander" not in response.text
+
+    async def test_an_absolute_subject_is_not_read_as_the_local_patient_it_ends_in(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        plan, other = await self._plan_and_bystander(client)
+        careplan = (await client.get(f"/fhir/CarePlan/{plan['id']}")).json()
+        careplan["subject"] = {"reference": f"https://elsewhere.example/fhir/Patient/{other}"}
+        assert (
+            await client.put(f"/fhir/CarePlan/{plan['id']}", json=careplan, headers=FHIR_JSON)
+        ).status_code == 200
+
+        response = await client.get(f"/ipt/treatment-plans/{plan['id']}")
+
+        assert response.status_code == 422
+        assert response.json()["issue"][0]["expression"] == ["CarePlan.subject"]
+        assert "Bystander" not in response.text
+
+    async def test_from_careplan_refuses_a_malformed_subject(self, client: httpx.AsyncClient) -> None:
+        plan, other = await self._plan_and_bystander(client)
+        careplan = (await client.get(f"/fhir/CarePlan/{plan['id']}")).json()
+        careplan["subject"] = {"reference": f"Patient/{plan['client']['id']}/Patient/{other}"}
+
+        response = await client.post("/ipt/treatment-plans/$from-careplan", json=careplan)
+
+        assert response.status_code == 422, response.text
+        assert response.json()["issue"][0]["expression"] == ["CarePlan.subject"]
+        assert "Bystander" not in response.text

@@ -282,6 +282,34 @@ class TestReadBackFromServer:
         assert len(careplans) == 2
         assert careplans[0]["author"] == careplans[1]["author"]
 
+    def _stored(self) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+        server = FakeTransactionServer()
+        bundle = to_fhir_transaction(sample_plan())
+        located = server.process(bundle)
+        server.store["Patient/other"] = {"resourceType": "Patient", "id": "other", "name": [{"text": "B"}]}
+        return server.store, copy.deepcopy(server.store[located[bundle["entry"][-1]["fullUrl"]]])
+
+    def test_a_versioned_subject_reads_its_resource(self) -> None:
+        store, careplan = self._stored()
+        careplan["subject"]["reference"] += "/_history/1"
+
+        assert from_fhir(careplan, store).client.name.text == sample_plan().client.name.text
+
+    @pytest.mark.parametrize("suffix", ["/Patient/other", "/other", "/"])
+    def test_a_malformed_subject_is_refused_not_read_as_either_patient(self, suffix: str) -> None:
+        store, careplan = self._stored()
+        careplan["subject"]["reference"] += suffix
+
+        with pytest.raises(MappingError, match=r"^CarePlan\.subject: .* is not a valid reference"):
+            from_fhir(careplan, store)
+
+    def test_an_absolute_subject_is_not_read_as_the_stored_resource_it_ends_in(self) -> None:
+        store, careplan = self._stored()
+        careplan["subject"]["reference"] = "https://elsewhere.example/fhir/Patient/other"
+
+        with pytest.raises(MappingError, match=r"^CarePlan\.subject: .* not among the resolved resources"):
+            from_fhir(careplan, store)
+
 
 def _without_ids(plan: TreatmentPlan) -> dict[str, Any]:
     def strip(value: Any) -> Any:
