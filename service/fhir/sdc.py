@@ -19,6 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
 from mappings.codes import LOINC, LOINC_PHQ9_TOTAL
+from mappings.references import reference_of
 from service.fhir.validation import JSON, check_answer
 
 __all__ = [
@@ -265,12 +266,8 @@ def _observation_value(answer: JSON) -> JSON | None:
 
 
 def _reference_type(reference: Any) -> str | None:
-    text = reference.get("reference") if isinstance(reference, dict) else None
-    if not isinstance(text, str) or "/" not in text:
-        return None
-    parts = text.split("/")
-    # Absolute references end with `.../Type/id` (or `.../Type/id/_history/n`).
-    return parts[-4] if len(parts) >= 4 and parts[-2] == "_history" else parts[-2]
+    parsed = reference_of(reference)
+    return None if parsed is None else parsed.resource_type
 
 
 def _loinc_codes(definition: JSON) -> list[JSON]:

@@ -23,7 +23,6 @@ Observation (status `amended`) and withdrawing the response marks its Observatio
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any, Final
 
 import orjson
 
+from mappings.references import parse_reference, reference_of
 from service.errors import Issue, Unprocessable
 from service.fhir.sdc import EXT_OBSERVATION_EXTRACT, extract_observations, extracts_observations
 from service.fhir.validation import JSON, Codes, check_status_transition, validate_response
@@ -56,7 +56,6 @@ ROOT: Final = "QuestionnaireResponse"
 AUTHOR_TYPES: Final = ("Patient", "Practitioner", "PractitionerRole", "RelatedPerson")
 _FINISHED: Final = frozenset({"completed", "amended"})
 _SERVER_META: Final = ("versionId", "lastUpdated")
-_LITERAL: Final = re.compile(r"(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(/_history/\d+)?")
 # Extracted Observations get name-based UUIDs under this namespace (an arbitrary constant of the service).
 _OBSERVATION_NAMESPACE: Final = uuid.UUID("5b0f3c4e-6a57-4a8e-9d8e-1f2d6e9b7a10")
 _EXTRACT_FLAG: Final = {"url": EXT_OBSERVATION_EXTRACT, "valueBoolean": True}
@@ -82,9 +81,9 @@ async def resolve_questionnaire(repository: ResourceRepository, canonical: str) 
     if "\x00" in canonical:
         # PostgreSQL text cannot hold NUL, so no stored canonical can match; asking would be a server error.
         return None
-    literal = _LITERAL.fullmatch(canonical)
-    if literal is not None and literal["type"] == "Questionnaire":
-        stored = await repository.read("Questionnaire", literal["id"])
+    literal = parse_reference(canonical).target
+    if literal is not None and literal[0] == "Questionnaire":
+        stored = await repository.read("Questionnaire", literal[1])
     else:
         stored = await repository.find_by_canonical("Questionnaire", canonical)
     if stored is None or stored.deleted or stored.content is None:
@@ -113,7 +112,7 @@ async def resolve_reference(
             )
         )
         return None
-    literal = _LITERAL.fullmatch(text)
+    literal = parse_reference(text).target
     if literal is None:
         issues.append(
             Issue(
@@ -124,27 +123,28 @@ async def resolve_reference(
             )
         )
         return None
-    if literal["type"] not in allowed:
+    resource_type, resource_id = literal
+    if resource_type not in allowed:
         issues.append(
             Issue(
-                f"The {what} must be a {kinds}, not a {literal['type']}",
+                f"The {what} must be a {kinds}, not a {resource_type}",
                 expression,
                 code="invalid",
             )
         )
         return None
-    stored = await repository.read(literal["type"], literal["id"])
+    stored = await repository.read(resource_type, resource_id)
     if stored is None or stored.deleted or stored.content is None:
         state = "was deleted" if stored is not None else "is not on this server"
         issues.append(
             Issue(
-                f"The {what} {literal['type']}/{literal['id']} {state}",
+                f"The {what} {resource_type}/{resource_id} {state}",
                 expression,
                 code="not-found",
             )
         )
         return None
-    return Resolved(literal["type"], literal["id"], repository.parsed(stored))
+    return Resolved(resource_type, resource_id, repository.parsed(stored))
 
 
 async def value_set_codes(repository: ResourceRepository, questionnaire: JSON) -> dict[str, Codes]:
@@ -342,7 +342,8 @@ async def _check_based_on(
         )
         if plan is None:
             continue
-        plan_subject = (plan.content.get("subject") or {}).get("reference")
+        subject = reference_of(plan.content.get("subject"))
+        plan_subject = None if subject is None else subject.text
         if patient is None and "subject" not in content:
             issues.append(
                 Issue(
@@ -352,7 +353,7 @@ async def _check_based_on(
                     code="required",
                 )
             )
-        elif patient is not None and plan_subject != f"Patient/{patient}":
+        elif patient is not None and (subject is None or subject.target != ("Patient", patient)):
             issues.append(
                 Issue(
                     f"CarePlan/{plan.id} is the plan of {plan_subject or 'no patient'}, "

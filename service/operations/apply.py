@@ -25,6 +25,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mappings.codes import PROBLEM_AREA_SYSTEM, PROBLEM_AREAS, QUESTIONNAIRE_BASE
+from mappings.references import parse_reference, reference_of
 from service.errors import BadRequest, Gone, Issue, NotFound, Unprocessable
 from service.fhir.apply import apply_plan_definition
 from service.fhir.parsing import check_resource
@@ -140,10 +141,10 @@ def _put(inputs: ApplyInputs, name: str, value: str, where: str) -> None:
 
 def _reference(value: str, resource_type: str, where: str) -> str:
     """The id of a `Type/id` reference (a full URL ending in it is accepted too)."""
-    parts = value.rstrip("/").split("/")
-    if len(parts) < 2 or parts[-2] != resource_type or not parts[-1]:
+    parsed = parse_reference(value)
+    if parsed.resource_type != resource_type or parsed.resource_id is None:
         raise BadRequest(Issue(f"expected a reference {resource_type}/<id>, got {value!r}", expression=where))
-    return parts[-1]
+    return parsed.resource_id
 
 
 async def _live(
@@ -234,7 +235,8 @@ async def apply(
             await _live(repository, "Practitioner", practitioner_id, inputs.expressions["practitioner"])
         for condition_id in condition_ids:
             condition = await _live(repository, "Condition", condition_id, condition_where)
-            if (condition.get("subject") or {}).get("reference") != f"Patient/{patient_id}":
+            subject = reference_of(condition.get("subject"))
+            if subject is None or subject.target != ("Patient", patient_id):
                 raise Unprocessable(
                     Issue(
                         f"Condition/{condition_id} is not a condition of Patient/{patient_id}",
