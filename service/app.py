@@ -16,6 +16,7 @@ from sqlalchemy import text
 from service.api import handlers
 from service.api.access_log import AccessLog
 from service.api.audit import AuditTrail
+from service.api.logs import quiet_server_logs
 from service.api.negotiation import check_response_format
 from service.api.openapi_docs import component_schemas, document_security
 from service.api.routes import apply, audit, ipt, metadata, operations, resources, search, system, well_known
@@ -73,7 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
     handlers.install(app)
-    # The last added runs outermost: the log line times the request with its audit write included.
+    quiet_server_logs()
+    # The last added runs outermost: the log line times the request with its audit write included, and the
+    # audit trail sees the 500 of an unexpected error.
+    app.add_middleware(handlers.ServerErrors)
     app.add_middleware(AuditTrail)
     app.add_middleware(AccessLog)
     if settings.cors_origins:

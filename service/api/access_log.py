@@ -9,6 +9,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.logs import printable
+
 log = logging.getLogger("ipt_fhir.access")
 
 
@@ -35,4 +37,4 @@ class AccessLog:
             await self.app(scope, receive, send_noting_status)
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed_ms)
+            log.info("%s %s %d %.1fms", scope["method"], printable(scope["path"]), status, elapsed_ms)

@@ -11,6 +11,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.logs import printable, redacted_traceback
 from service.fhir.audit import audit_event
 from service.fhir.authorization import IPT_PLAN_TYPES, needs_for_fhir
 from service.fhir.registry import RESOURCES
@@ -57,7 +58,15 @@ class AuditTrail:
 
         async def send_once_audited(message: Message) -> None:
             if message["type"] == "http.response.start":
-                await _audit(Request(scope), message["status"], Headers(raw=message.get("headers", [])))
+                try:
+                    await _audit(Request(scope), message["status"], Headers(raw=message.get("headers", [])))
+                except Exception as exc:
+                    log.error(
+                        "could not record the AuditEvent of %s %s\n%s",
+                        scope["method"],
+                        printable(path),
+                        redacted_traceback(exc),
+                    )
             await send(message)
 
         await self.app(scope, receive, send_once_audited)
@@ -84,7 +93,4 @@ async def _audit(request: Request, status: int, headers: Headers) -> None:
         address=request.client.host if request.client else None,
         entities=_entities(segments, headers.get("location", "")),
     )
-    try:
-        await record_audit_event(request.app.state.engine, event)
-    except Exception:
-        log.exception("could not record the AuditEvent of %s %s", request.method, path)
+    await record_audit_event(request.app.state.engine, event)

@@ -5,7 +5,9 @@ import logging
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.logs import printable, redacted_traceback
 from service.api.responses import json_response
 from service.errors import FhirError, Issue, operation_outcome
 
@@ -44,10 +46,52 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return json_response(outcome, status_code=exc.status_code, headers=dict(exc.headers or {}))
 
 
-async def unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+def _log_unexpected(method: str, path: str, exc: BaseException) -> None:
+    log.error("unhandled error on %s %s\n%s", method, printable(path), redacted_traceback(exc))
+
+
+def _internal_error() -> Response:
     outcome = operation_outcome([Issue("internal error; it has been logged")], default_code="exception")
     return json_response(outcome, status_code=500)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    """Last resort, for an error of the middleware outside `ServerErrors` (Starlette then re-raises it to the
+    server, whose log `service.api.logs.quiet_server_logs` keeps free of its message)."""
+    _log_unexpected(request.method, request.url.path, exc)
+    return _internal_error()
+
+
+class ServerErrors:
+    """ASGI middleware, innermost: an unexpected error becomes a logged 500 OperationOutcome inside the
+    middleware stack, so the audit trail records it (outcome 8) and it gets the headers of every answer.
+
+    Starlette's own handler runs outside every middleware and re-raises the error to the server, which
+    logs it again, message and all.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_noting_start(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_start)
+        except Exception as exc:
+            _log_unexpected(scope["method"], scope["path"], exc)
+            # A response already under way cannot turn into a 500; the server closes the connection.
+            if not started:
+                await _internal_error()(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:

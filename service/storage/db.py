@@ -31,6 +31,8 @@ def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngin
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
+        # Bound values are clinical data: an error's message (logged or not) must not carry them.
+        hide_parameters=True,
         # Each statement is prepared once per connection; the hot paths are a handful of fixed statements.
         connect_args={"server_settings": {"application_name": "ipt-fhir", "timezone": "UTC"}},
         **kwargs,

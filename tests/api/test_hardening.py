@@ -10,8 +10,10 @@ import orjson
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.api.routes import resources as resources_routes
 from service.app import create_app
 from service.config import Settings
 from tests.factories import FHIR_JSON, patient
@@ -60,6 +62,80 @@ class TestLogs:
         lines = [r.getMessage() for r in caplog.records if r.name == "ipt_fhir.access"]
         assert any(line.startswith("GET /fhir/Patient 200") for line in lines)
         assert not any("Surname" in line for line in lines)
+
+
+async def _audit_events(engine: AsyncEngine) -> list[dict[str, Any]]:
+    async with engine.connect() as connection:
+        statement = text(
+            "SELECT content FROM resources WHERE resource_type = 'AuditEvent' ORDER BY last_updated"
+        )
+        return list((await connection.execute(statement)).scalars())
+
+
+class TestNoDataInLogs:
+    async def test_the_engine_hides_bound_values(self, engine: AsyncEngine) -> None:
+        with pytest.raises(DBAPIError) as raised:
+            async with engine.connect() as connection:
+                await connection.execute(
+                    text("SELECT CAST(:v AS integer) + :w"), {"v": "x", "w": "Sensitive"}
+                )
+        assert "Sensitive" not in str(raised.value)
+
+    async def test_a_database_error_is_logged_without_its_message(
+        self,
+        client: httpx.AsyncClient,
+        engine: AsyncEngine,
+        caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        async def create_failing(engine: AsyncEngine, name: str, content: dict[str, Any]) -> None:
+            # PostgreSQL quotes a value it refuses in its message: `invalid input syntax for type integer`.
+            async with engine.connect() as connection:
+                await connection.execute(
+                    text("SELECT CAST(CAST(:v AS text) AS integer)"), {"v": content["name"][0]["family"]}
+                )
+
+        monkeypatch.setattr(resources_routes, "create_resource", create_failing)
+        with caplog.at_level(logging.DEBUG):
+            response = await client.post(
+                "/fhir/Patient", json=patient(family="Sensitive-Surname"), headers=FHIR_JSON
+            )
+
+        assert response.status_code == 500
+        assert response.json()["issue"][0]["code"] == "exception"
+        assert "Sensitive" not in response.text
+        assert "InvalidTextRepresentationError" in caplog.text
+        assert "SQLSTATE 22P02" in caplog.text
+        assert "Sensitive" not in caplog.text
+        # The 500 is answered inside the middleware stack, so the audit trail records it.
+        [event] = await _audit_events(engine)
+        assert event["outcome"] == "8"
+        assert event["outcomeDesc"] == "HTTP 500"
+
+    async def test_the_server_logs_exceptions_without_their_messages(
+        self, app: FastAPI, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        try:
+            surname = "Sensitive-" + "Surname"
+            raise ValueError(surname)
+        except ValueError:
+            with caplog.at_level(logging.ERROR, logger="uvicorn.error"):
+                logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+        with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+            logging.getLogger("uvicorn.access").info("%s %s", "GET", "/fhir/Patient?name=Sensitive-Surname")
+
+        assert "Exception in ASGI application" in caplog.text
+        assert "ValueError" in caplog.text
+        assert "Sensitive" not in caplog.text
+
+    async def test_control_characters_in_a_logged_path_are_escaped(
+        self, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with caplog.at_level(logging.INFO, logger="ipt_fhir.access"):
+            await client.get("/fhir/Patient/a%0AGET%20/forged%20200")
+        lines = [r.getMessage() for r in caplog.records if r.name == "ipt_fhir.access"]
+        [line] = lines
+        assert line.startswith("GET /fhir/Patient/a\\nGET /forged 200 404 ")
 
 
 class TestErrorAnswers:
