@@ -30,6 +30,18 @@ def _touches_clinical_data(types: set[str]) -> bool:
     return False
 
 
+# Parameters that make a search of shared content bring or weigh other resources: such a request may
+# return or probe clinical data, so it is recorded like one.
+_REACHING_PARAMETERS = ("_include", "_revinclude", "_has")
+
+
+def _follows_references(request: Request) -> bool:
+    # A POSTed search carries its parameters in the body, unread here: record it whatever they are.
+    if request.url.path.endswith("/_search"):
+        return True
+    return any(name.startswith(_REACHING_PARAMETERS) or "." in name for name in request.query_params)
+
+
 def _entities(segments: list[str], location: str) -> list[str]:
     if len(segments) >= 2 and not segments[1].startswith(("_", "$")):
         return [f"{segments[0]}/{segments[1]}"]
@@ -81,7 +93,7 @@ async def _audit(request: Request, status: int, headers: Headers) -> None:
     else:
         segments = [p for p in path[len("/fhir") :].split("/") if p]
         types = {need.resource_type for need in needs_for_fhir(request.method, segments)} or {"Bundle"}
-    if not _touches_clinical_data(types):
+    if not _touches_clinical_data(types) and not _follows_references(request):
         return
     event = audit_event(
         method=request.method,

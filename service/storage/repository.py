@@ -38,6 +38,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.errors import Conflict, Issue, PreconditionFailed
+from service.fhir.access import compartment_restriction, confined_type
 from service.fhir.compartment import ensure_visible, ensure_writable, visible
 from service.fhir.labels import labelled
 from service.fhir.registry import patient_compartment
@@ -528,6 +529,10 @@ class ResourceRepository:
         current = await self._lock_current(resource_type, resource_id)
         if current is not None:
             ensure_visible(resource_type, resource_id, current.patient_id)
+        elif confined_type(resource_type) and compartment_restriction() is not None:
+            # A patient-context token does not create by PUT: an unused id and one of another compartment
+            # must answer alike, or the answer would tell which ids other patients' records have.
+            ensure_visible(resource_type, resource_id, None)
         ensure_writable(resource_type, resource_id, content)
         if current is None:
             if if_match is not None:
