@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service.errors import Conflict, Issue, PreconditionFailed
-from service.fhir.access import compartment_restriction, confined_type
+from service.fhir.access import compartment_restriction, confined_type, current_reach
 from service.fhir.compartment import ensure_visible, ensure_writable, visible
 from service.fhir.labels import labelled
 from service.fhir.registry import patient_compartment
@@ -758,7 +758,10 @@ class ResourceRepository:
             .limit(limit)
         )
         return [
-            (row.resource_type, row.resource_id) if visible(row.resource_type, row.patient_id) else _UNSEEN
+            (row.resource_type, row.resource_id)
+            if visible(row.resource_type, row.patient_id)
+            and current_reach(row.resource_type, "r").admits(row.patient_id)
+            else _UNSEEN
             for row in await self.connection.execute(statement)
         ]
 
@@ -768,7 +771,7 @@ class ResourceRepository:
         if not found:
             return
         names = ", ".join(
-            f"{kind}/{key}" if (kind, key) != _UNSEEN else "a resource of another patient"
+            f"{kind}/{key}" if (kind, key) != _UNSEEN else "a resource this token may not read"
             for kind, key in found[:REFERRER_SAMPLE]
         )
         more = " and others" if len(found) > REFERRER_SAMPLE else ""

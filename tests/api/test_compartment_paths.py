@@ -174,7 +174,7 @@ class TestReferences:
         assert refused.status_code == 409
         diagnostics = refused.json()["issue"][0]["diagnostics"]
         assert plan_id not in diagnostics
-        assert "another patient" in diagnostics
+        assert "a resource this token may not read" in diagnostics
         named = await world.client.delete(f"/fhir/Goal/{goal_id}", headers=world.admin)
         assert plan_id in named.json()["issue"][0]["diagnostics"]
 

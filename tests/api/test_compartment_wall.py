@@ -296,6 +296,16 @@ class TestWrites:
         assert all(status == 404 for status, _ in answers[0][:2])
         assert await _versions(engine) == before
 
+    async def test_a_refused_delete_names_only_referrers_the_token_may_read(
+        self, world: httpx.AsyncClient, token: Token
+    ) -> None:
+        goals_only = await world.delete("/fhir/Goal/goal-a", headers=_auth(token("user/Goal.cruds")))
+        assert goals_only.status_code == 409, goals_only.text
+        assert "plan-a" not in goals_only.text
+        assert "a resource this token may not read" in goals_only.text
+        with_plans = _auth(token("user/Goal.cruds user/CarePlan.rs"))
+        assert "CarePlan/plan-a" in (await world.delete("/fhir/Goal/goal-a", headers=with_plans)).text
+
     async def test_put_still_updates_within_the_compartment(
         self, world: httpx.AsyncClient, token: Token
     ) -> None:
