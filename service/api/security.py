@@ -21,7 +21,7 @@ from service.config import Settings
 from service.errors import BadRequest, Issue, Unauthorized
 from service.fhir.access import Principal, set_access
 from service.fhir.authorization import authorize, needs_for_fhir, needs_for_ipt, searched_types
-from service.fhir.parsing import loads
+from service.fhir.parsing import is_valid_id, loads
 from service.fhir.scopes import parse_scopes
 
 _ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
@@ -123,6 +123,12 @@ class TokenVerifier:
             raise _unauthorized(f"the bearer token is not valid: {exc}") from exc
         scope_text = claims.get("scope") or " ".join(claims.get("scp") or [])
         patient = claims.get("patient")
+        # The patient confines every query of the request: a value no resource id can take (NUL, a lone
+        # surrogate) would otherwise reach the database and fail there.
+        if patient and not is_valid_id(str(patient)):
+            raise _unauthorized(
+                "the bearer token's patient claim is not a resource id (1-64 of A-Z a-z 0-9 - .)"
+            )
         return Principal(
             subject=str(claims.get("sub", "")),
             client_id=claims.get("client_id") or claims.get("azp"),

@@ -8,6 +8,7 @@ which the spec keeps in `entity.query`).
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,15 @@ _REST = {
 }
 _INTERACTION_SYSTEM = "http://hl7.org/fhir/restful-interaction"
 _ACTION = {"GET": "R", "HEAD": "R", "POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _text(value: str) -> str:
+    """`value` as text any AuditEvent can store: control characters escaped (`\\x00`; PostgreSQL stores no
+    NUL) and lone surrogates (which a token's JSON may carry) too, so that a refused request's path or an
+    odd claim never costs the request its record."""
+    value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), value)
 
 
 def interaction_code(method: str, segments: list[str]) -> str:
@@ -55,7 +65,10 @@ def audit_event(
     entities: list[str],
     recorded: datetime | None = None,
 ) -> dict[str, Any]:
-    """An AuditEvent for one request; `entities` are the `Type/id` references it touched."""
+    """An AuditEvent for one request; `entities` are the `Type/id` references it touched.
+
+    Everything but the query (kept in base64) comes from the request as sent or from the token, so each
+    text goes through `_text`."""
     code = interaction_code(method, segments)
     outcome = "0" if status < 400 else ("4" if status < 500 else "8")
     agent: dict[str, Any] = {
@@ -68,20 +81,20 @@ def audit_event(
             ]
         },
         "requestor": True,
-        "who": {"identifier": {"value": principal.subject if principal else "anonymous"}},
+        "who": {"identifier": {"value": _text(principal.subject) if principal else "anonymous"}},
     }
     if principal is not None and principal.client_id:
-        agent["altId"] = principal.client_id
+        agent["altId"] = _text(principal.client_id)
     if principal is not None and principal.scope_text:
-        agent["policy"] = principal.scope_text.split()
+        agent["policy"] = [_text(scope) for scope in principal.scope_text.split()]
     if address:
-        agent["network"] = {"address": address, "type": "2"}
-    entity: list[dict[str, Any]] = [{"what": {"reference": reference}} for reference in entities]
+        agent["network"] = {"address": _text(address), "type": "2"}
+    entity: list[dict[str, Any]] = [{"what": {"reference": _text(reference)}} for reference in entities]
     if query:
         entity.append(
             {
                 "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
-                "description": path,
+                "description": _text(path),
                 "query": base64.b64encode(query.encode()).decode(),
             }
         )

@@ -3,6 +3,7 @@ that PostgreSQL could not store refused before any write."""
 
 import base64
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -300,3 +301,49 @@ class TestHugeRequests:
         created = await client.post("/fhir/QuestionnaireResponse", json=sent, headers=FHIR_JSON)
 
         assert created.status_code == 201, created.text[:500]
+
+
+class TestAuditOfOddRequests:
+    """A request refused for what its path or token holds is recorded all the same."""
+
+    async def _events(self, client: httpx.AsyncClient, token: Callable[..., str]) -> list[dict[str, Any]]:
+        auditor = {"Authorization": f"Bearer {token('system/AuditEvent.rs')}"}
+        found = await client.get("/fhir/AuditEvent", params={"_sort": "date"}, headers=auditor)
+        assert found.status_code == 200, found.text
+        return [entry["resource"] for entry in found.json().get("entry", [])]
+
+    async def test_a_path_holding_nul(self, client: httpx.AsyncClient, token: Callable[..., str]) -> None:
+        response = await client.get("/fhir/CarePlan/a%00b")
+
+        assert response.status_code == 400
+        [event] = await self._events(client, token)
+        assert event["outcomeDesc"] == "HTTP 400"
+        assert event["entity"] == [{"what": {"reference": "CarePlan/a\\x00b"}}]
+
+    async def test_a_token_whose_claims_hold_control_characters(
+        self, anonymous_client: httpx.AsyncClient, token: Callable[..., str]
+    ) -> None:
+        odd = token(subject="therapist\x00\n7", client_id="ehr\ud8001")
+        response = await anonymous_client.get(
+            "/fhir/Patient", params={"name": "x\x01"}, headers={"Authorization": f"Bearer {odd}"}
+        )
+
+        assert response.status_code == 200, response.text
+        [event] = await self._events(anonymous_client, token)
+        assert event["agent"][0]["who"]["identifier"]["value"] == "therapist\\x00\\n7"
+        assert event["agent"][0]["altId"] == "ehr\\ud8001"
+
+    async def test_a_patient_claim_that_is_no_id_is_refused(
+        self, anonymous_client: httpx.AsyncClient, token: Callable[..., str]
+    ) -> None:
+        for patient_id in ("a\x00b", "a\ud800b", "Patient/p1"):
+            odd = token("patient/*.rs", patient=patient_id)
+            response = await anonymous_client.get(
+                "/fhir/_history", headers={"Authorization": f"Bearer {odd}"}
+            )
+
+            assert response.status_code == 401, response.text
+            assert "patient claim" in response.json()["issue"][0]["diagnostics"]
+        assert [event["outcomeDesc"] for event in await self._events(anonymous_client, token)] == [
+            "HTTP 401"
+        ] * 3
