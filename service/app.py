@@ -16,6 +16,7 @@ from sqlalchemy import text
 from service.api import handlers
 from service.api.access_log import AccessLog
 from service.api.audit import AuditTrail
+from service.api.headers import ProtectiveHeaders
 from service.api.logs import quiet_server_logs
 from service.api.negotiation import check_response_format
 from service.api.openapi_docs import component_schemas, document_security
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Exist", "Prefer"],
             expose_headers=["ETag", "Location", "Last-Modified"],
         )
+    app.add_middleware(ProtectiveHeaders)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -27,6 +27,49 @@ async def cors_app(settings: Settings) -> FastAPI:
     return create_app(settings.model_copy(update={"cors_origins": [PORTAL], "load_content_on_start": False}))
 
 
+def _protected(response: httpx.Response, *, holds_data: bool = True) -> None:
+    assert response.headers.get_list("x-content-type-options") == ["nosniff"], response.headers
+    if holds_data:
+        assert response.headers.get_list("cache-control") == ["no-store"], response.headers
+    else:
+        assert "cache-control" not in response.headers
+
+
+class TestProtectiveHeaders:
+    async def test_answers_with_data_are_not_stored_nor_sniffed(self, client: httpx.AsyncClient) -> None:
+        created = await client.post("/fhir/Patient", json=patient(), headers=FHIR_JSON)
+        answers = [
+            created,
+            await client.get(f"/fhir/Patient/{created.json()['id']}"),
+            await client.get("/fhir/Patient", params={"family": "Rivera"}),
+            await client.get("/fhir/metadata"),
+            await client.get("/fhir/Patient/nobody"),
+            await client.get("/fhir/NoSuchType"),
+            await client.post("/fhir/Patient", content=b"{", headers=FHIR_JSON),
+            await client.get("/ipt/treatment-plans/nope"),
+            await client.get("/fhir/Patient", headers={"Authorization": ""}),
+        ]
+        assert [a.status_code for a in answers] == [201, 200, 200, 200, 404, 404, 400, 404, 401]
+        for answer in answers:
+            _protected(answer)
+
+    async def test_a_server_error_too(
+        self, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        async def create_failing(engine: AsyncEngine, name: str, content: dict[str, Any]) -> None:
+            raise RuntimeError("failed")
+
+        monkeypatch.setattr(resources_routes, "create_resource", create_failing)
+        response = await client.post("/fhir/Patient", json=patient(), headers=FHIR_JSON)
+
+        assert response.status_code == 500
+        _protected(response)
+
+    async def test_other_answers_are_not_sniffed(self, client: httpx.AsyncClient) -> None:
+        _protected(await client.get("/health"), holds_data=False)
+        _protected(await client.get("/openapi.json"), holds_data=False)
+
+
 class TestCors:
     async def test_allowed_origin_gets_credentials_not_wildcard(self, cors_app: FastAPI) -> None:
         transport = httpx.ASGITransport(app=cors_app)
@@ -42,6 +85,7 @@ class TestCors:
         assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == PORTAL
         assert preflight.headers["access-control-allow-credentials"] == "true"
+        _protected(preflight)
 
     async def test_other_origin_is_not_allowed(self, cors_app: FastAPI) -> None:
         transport = httpx.ASGITransport(app=cors_app)
