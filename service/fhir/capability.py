@@ -36,7 +36,6 @@ SUPPORTED_SCOPES = (
     "system/*.write",
 )
 SECURITY = {
-    "cors": True,
     "service": [
         {
             "coding": [
@@ -53,7 +52,9 @@ SECURITY = {
 }
 
 
-def capability_statement(*, base_url: str, software_version: str, date: str) -> dict[str, Any]:
+def capability_statement(*, base_url: str, software_version: str, date: str, cors: bool) -> dict[str, Any]:
+    """`cors`: whether browsers of other origins may call the API, i.e. whether CORS origins are configured
+    (a preflight is answered only then)."""
     resources = []
     for spec in RESOURCE_DEFINITIONS:
         resources.append(
@@ -109,7 +110,7 @@ def capability_statement(*, base_url: str, software_version: str, date: str) -> 
             {
                 "mode": "server",
                 "documentation": "FHIR R4 REST API for Interpersonal Psychotherapy records and content.",
-                "security": SECURITY,
+                "security": {"cors": cors, **SECURITY},
                 "resource": resources,
                 "interaction": [
                     {"code": "transaction"},

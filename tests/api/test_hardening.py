@@ -3,7 +3,7 @@ that PostgreSQL could not store refused before any write."""
 
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -23,8 +23,29 @@ PORTAL = "https://portal.example.org"
 
 
 @pytest.fixture
-async def cors_app(settings: Settings) -> FastAPI:
-    return create_app(settings.model_copy(update={"cors_origins": [PORTAL], "load_content_on_start": False}))
+async def cors_app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(
+        settings.model_copy(update={"cors_origins": [PORTAL], "load_content_on_start": False})
+    )
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def portal(cors_app: FastAPI, token: Callable[..., str]) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser client on the portal's origin, with full access."""
+    transport = httpx.ASGITransport(app=cors_app)
+    headers = {"Origin": PORTAL, "Authorization": f"Bearer {token()}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers) as http:
+        yield http
+
+
+def _preflight(method: str, headers: str = "authorization,content-type") -> dict[str, str]:
+    return {
+        "Origin": PORTAL,
+        "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": headers,
+    }
 
 
 def _protected(response: httpx.Response, *, holds_data: bool = True) -> None:
@@ -71,21 +92,41 @@ class TestProtectiveHeaders:
 
 
 class TestCors:
-    async def test_allowed_origin_gets_credentials_not_wildcard(self, cors_app: FastAPI) -> None:
-        transport = httpx.ASGITransport(app=cors_app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            preflight = await client.options(
-                "/fhir/Patient",
-                headers={
-                    "Origin": PORTAL,
-                    "Access-Control-Request-Method": "POST",
-                    "Access-Control-Request-Headers": "authorization,content-type",
-                },
+    """The CapabilityStatement's `rest.security.cors` says whether a browser of another origin may call the
+    API, and the preflights agree."""
+
+    async def test_without_origins_there_is_no_cors(self, client: httpx.AsyncClient) -> None:
+        statement = (await client.get("/fhir/metadata")).json()
+        preflight = await client.options("/fhir/Patient", headers=_preflight("POST"))
+
+        assert statement["rest"][0]["security"]["cors"] is False
+        assert preflight.status_code == 405
+        assert "access-control-allow-origin" not in preflight.headers
+
+    async def test_with_origins_the_statement_says_cors(self, portal: httpx.AsyncClient) -> None:
+        statement = (await portal.get("/fhir/metadata")).json()
+        assert statement["rest"][0]["security"]["cors"] is True
+
+    async def test_allowed_origin_gets_credentials_not_wildcard(self, portal: httpx.AsyncClient) -> None:
+        for path, method in (("/fhir/Patient", "POST"), ("/fhir/Patient/p1", "PUT"), ("/fhir", "POST")):
+            preflight = await portal.options(
+                path, headers=_preflight(method, "authorization,content-type,if-match")
             )
-        assert preflight.status_code == 200
-        assert preflight.headers["access-control-allow-origin"] == PORTAL
-        assert preflight.headers["access-control-allow-credentials"] == "true"
-        _protected(preflight)
+
+            assert preflight.status_code == 200, (path, preflight.text)
+            assert preflight.headers["access-control-allow-origin"] == PORTAL
+            assert preflight.headers["access-control-allow-credentials"] == "true"
+            assert method in preflight.headers["access-control-allow-methods"]
+            assert "If-Match" in preflight.headers["access-control-allow-headers"]
+            _protected(preflight)
+
+    async def test_an_allowed_origin_reads_the_headers_it_needs(self, portal: httpx.AsyncClient) -> None:
+        created = await portal.post("/fhir/Patient", json=patient(), headers=FHIR_JSON)
+
+        assert created.status_code == 201
+        assert created.headers["access-control-allow-origin"] == PORTAL
+        exposed = created.headers["access-control-expose-headers"]
+        assert {"ETag", "Location", "Last-Modified"} <= {name.strip() for name in exposed.split(",")}
 
     async def test_other_origin_is_not_allowed(self, cors_app: FastAPI) -> None:
         transport = httpx.ASGITransport(app=cors_app)

@@ -5,7 +5,7 @@ from importlib.metadata import version
 
 from fastapi import APIRouter, Response
 
-from service.api.deps import BaseUrl
+from service.api.deps import BaseUrl, SettingsDep
 from service.api.openapi_docs import error_responses, resource_response
 from service.api.responses import json_response
 from service.fhir.capability import capability_statement
@@ -25,6 +25,11 @@ _STARTED = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"
     },
     response_class=Response,
 )
-async def metadata(base_url: BaseUrl) -> Response:
-    statement = capability_statement(base_url=base_url, software_version=version("ipt-fhir"), date=_STARTED)
+async def metadata(base_url: BaseUrl, settings: SettingsDep) -> Response:
+    statement = capability_statement(
+        base_url=base_url,
+        software_version=version("ipt-fhir"),
+        date=_STARTED,
+        cors=bool(settings.cors_origins),
+    )
     return json_response(statement)
