@@ -54,6 +54,9 @@ SummaryMode = Literal["true", "false", "data", "count"]
 PREFIXES: frozenset[str] = frozenset(get_args(Prefix))
 DEFAULT_COUNT = 20
 MAX_COUNT = 500
+# Each value becomes one bound parameter or more, and the driver takes at most 32767 in a statement: a
+# search naming more values than a client needs (a page of ids is at most MAX_COUNT) is refused up front.
+MAX_VALUES = 1000
 
 _MIN = datetime.min.replace(tzinfo=UTC)
 _MAX = datetime.max.replace(tzinfo=UTC)
@@ -340,7 +343,8 @@ def parse_search(
     * `default_count`, `max_count`: page size when `_count` is absent, and its upper bound.
     * `now`: the reference time of the `ap` prefix (the current time by default).
 
-    Raises `InvalidSearch` (400) naming the parameter; `KeyError` for a type that is not served.
+    Raises `InvalidSearch` (400) naming the parameter, also for a search of more than `MAX_VALUES` values
+    in all; `KeyError` for a type that is not served.
     """
     parser = _Parser(
         resource_type,
@@ -350,7 +354,17 @@ def parse_search(
         max_count=max_count,
         now=now or datetime.now(UTC),
     )
+    values = 0
     for name, value in parameters:
+        values += value.count(",") + 1
+        if values > MAX_VALUES:
+            raise InvalidSearch(
+                Issue(
+                    f"the search names more than {MAX_VALUES} values (at '{name}'); split it into several",
+                    expression=name,
+                    code="too-costly",
+                )
+            )
         parser.add(name, value)
     return parser.result()
 

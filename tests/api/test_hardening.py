@@ -5,6 +5,7 @@ import base64
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -378,6 +379,35 @@ class TestHugeRequests:
         assert len(missing) == 19_999
         assert not any("Patient/p0," in i["diagnostics"] for i in missing)
         assert await _stored_versions(engine) == 1
+
+    async def test_a_search_of_too_many_values(self, client: httpx.AsyncClient) -> None:
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        ids = [f"p{n}" for n in range(40_000)]
+
+        allowed = await client.post(
+            "/fhir/Patient/_search", content=urlencode({"_id": ",".join(ids[:1000])}), headers=form
+        )
+        too_many = [
+            await client.post(
+                "/fhir/Patient/_search", content=urlencode({"_id": ",".join(ids)}), headers=form
+            ),
+            await client.post(
+                "/fhir/Patient/_search", content=urlencode([("_id", i) for i in ids]), headers=form
+            ),
+            await client.post(
+                "/fhir/Patient",
+                json=patient(),
+                headers={**FHIR_JSON, "If-None-Exist": f"_id={','.join(ids)}"},
+            ),
+        ]
+
+        assert allowed.status_code == 200, allowed.text[:500]
+        for response, where in zip(too_many, ("_id", "_id", "If-None-Exist"), strict=True):
+            assert response.status_code == 400, response.text[:500]
+            [issue] = response.json()["issue"]
+            assert issue["code"] == "too-costly"
+            assert issue["expression"] == [where]
+            assert "more than 1000 values" in issue["diagnostics"]
 
     async def test_twenty_thousand_references_that_exist(self, client: httpx.AsyncClient) -> None:
         await client.put("/fhir/Patient/p0", json=patient(id="p0"), headers=FHIR_JSON)
