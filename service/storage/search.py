@@ -55,6 +55,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from service.errors import InvalidSearch, Issue
 from service.fhir.access import Access
 from service.fhir.extraction import is_canonical
+from service.fhir.scopes import Permission
 from service.fhir.search import (
     ChainClause,
     Clause,
@@ -70,7 +71,6 @@ from service.fhir.search import (
     TokenSearch,
     UriSearch,
 )
-from service.fhir.scopes import Permission
 from service.fhir.search_parameters import SearchParameter, parameters_for
 from service.storage.indexing.rows import (
     COLUMN_ROWS,
