@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     jwks_refresh_cooldown: float = Field(
         default=30.0, ge=0, description="Seconds between JWKS re-fetches triggered by an unknown key id."
     )
+    token_recheck_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds a verified token's claims are reused before its signature is checked again "
+        "(never past its expiry); 0 checks every request.",
+    )
+    token_cache_size: int = Field(default=10_000, ge=0, description="Most verified tokens kept at once.")
     jwt_secret: str | None = Field(
         default=None,
         description="HS256 secret for local development; unset (and no JWKS) means one kept under DATA_DIR.",

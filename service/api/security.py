@@ -8,12 +8,14 @@ under `DATA_DIR`; `ipt-fhir token` mints such tokens. `exp`, `nbf`, `iss` and `a
 import json
 import secrets
 import time
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import jwt
 import orjson
+from cachetools import TLRUCache
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
@@ -66,10 +68,34 @@ def mint_token(
     return jwt.encode(claims, development_secret(settings), algorithm="HS256")
 
 
+@dataclass(frozen=True, slots=True)
+class Verified:
+    principal: Principal
+    # When the claims must be checked again: the token's expiry, or sooner, so that a key taken out of the
+    # JWKS (or a changed secret) takes effect within `token_recheck_seconds`.
+    recheck_at: float
+
+
+def _recheck_at(_token: str, verified: Verified, _now: float) -> float:
+    return verified.recheck_at
+
+
 class TokenVerifier:
+    """Checks a bearer token's signature and claims once, then reuses them until it expires or is due for a
+    re-check: verifying a signature costs more than most reads."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.fetches_keys = bool(settings.jwks_url)
+        self.verified: TLRUCache[str, Verified] = TLRUCache(
+            maxsize=settings.token_cache_size, ttu=_recheck_at, timer=time.time
+        )
+
+    def remember(self, token: str, principal: Principal) -> None:
+        if self.settings.token_recheck_seconds <= 0 or self.settings.token_cache_size <= 0:
+            return
+        recheck_at = min(principal.expires_at, time.time() + self.settings.token_recheck_seconds)
+        self.verified[token] = Verified(principal, recheck_at)
 
     @cached_property
     def _jwks_client(self) -> jwt.PyJWKClient | None:
@@ -135,6 +161,7 @@ class TokenVerifier:
             scopes=parse_scopes(str(scope_text)),
             patient=str(patient) if patient else None,
             scope_text=str(scope_text),
+            expires_at=float(claims["exp"]),
         )
 
 
@@ -159,10 +186,17 @@ def _bearer(request: Request) -> str:
 async def _verify(request: Request) -> Principal:
     verifier: TokenVerifier = request.app.state.token_verifier
     token = _bearer(request)
+    known = verifier.verified.get(token)
+    if known is not None:
+        return known.principal
     if verifier.fetches_keys:
         # A JWKS URL may be fetched (blocking I/O) when a new key id appears.
-        return await run_in_threadpool(verifier.verify, token)
-    return verifier.verify(token)
+        principal = await run_in_threadpool(verifier.verify, token)
+    else:
+        principal = verifier.verify(token)
+    # Stored on the event loop's thread only: the cache needs no lock.
+    verifier.remember(token, principal)
+    return principal
 
 
 async def require_fhir_access(request: Request) -> None:

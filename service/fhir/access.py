@@ -39,6 +39,8 @@ class Principal:
     scopes: tuple[Scope, ...]
     patient: str | None = None
     scope_text: str = ""
+    # The token's `exp` (seconds since the epoch): its claims are not reused past it.
+    expires_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
