@@ -104,9 +104,12 @@ class TestQuestionnaireLookup:
         problems = await _refused(setup, sent)
         assert problems == [("QuestionnaireResponse.questionnaire", "not-found")]
 
-    async def test_a_canonical_no_database_could_hold_is_422(self, setup: httpx.AsyncClient) -> None:
-        problems = await _refused(setup, worksheet_response(questionnaire=f"{WORKSHEET_URL}\u0000|1.0.0"))
-        assert problems == [("QuestionnaireResponse.questionnaire", "not-found")]
+    async def test_a_canonical_no_database_could_hold_is_400(self, setup: httpx.AsyncClient) -> None:
+        # A NUL is refused where the body is read, before the questionnaire is looked for.
+        sent = worksheet_response(questionnaire=f"{WORKSHEET_URL}\u0000|1.0.0")
+        response = await setup.post("/fhir/QuestionnaireResponse", json=sent)
+        assert response.status_code == 400, response.text
+        assert response.json()["issue"][0]["expression"] == ["QuestionnaireResponse.questionnaire"]
 
     async def test_unknown_version_is_422(self, setup: httpx.AsyncClient) -> None:
         problems = await _refused(setup, worksheet_response(questionnaire=f"{WORKSHEET_URL}|9.9.9"))
