@@ -1,5 +1,5 @@
-"""What both benchmarks share: a fresh database on the embedded PostgreSQL, the service in processes of its
-own, and a token for it."""
+"""What the benchmarks share: a fresh database on the embedded PostgreSQL, the service (or another ASGI app)
+in processes of its own, and a token for the service."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -29,18 +30,34 @@ def dsn(url: str, database: str | None = None) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-async def fresh_database(name: str) -> tuple[str, str]:
+SERVICE_APP = "service.app:create_app"
+
+
+def bench_data_dir() -> Path:
+    """Where the benchmarks' embedded PostgreSQL keeps its data: `DATA_DIR/bench`."""
+    return Path(os.environ.get("DATA_DIR", ".data")) / "bench"
+
+
+def postmaster_pid() -> int:
+    """The process id of the benchmarks' embedded PostgreSQL server (started by `fresh_database`)."""
+    lines = (bench_data_dir() / "postgres" / "postmaster.pid").resolve().read_text().splitlines()
+    return int(lines[0])
+
+
+async def fresh_database(name: str, *, migrate: bool = True) -> tuple[str, str]:
     """Create (or re-create) database `name` on the embedded PostgreSQL under `DATA_DIR/bench`, migrated to
-    head; returns its SQLAlchemy URL and the server's version."""
-    server = start_embedded_postgres(Path(os.environ.get("DATA_DIR", ".data")) / "bench", database="postgres")
+    head unless `migrate` is false (an empty database); returns its SQLAlchemy URL and the server's
+    version."""
+    server = start_embedded_postgres(bench_data_dir(), database="postgres")
     admin = await asyncpg.connect(dsn(server))
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.execute(f'CREATE DATABASE "{name}"')
     version = str(await admin.fetchval("SHOW server_version"))
     await admin.close()
     database_url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    # Alembic's env runs its own event loop.
-    await asyncio.to_thread(upgrade_to_head, database_url)
+    if migrate:
+        # Alembic's env runs its own event loop.
+        await asyncio.to_thread(upgrade_to_head, database_url)
     return database_url, version
 
 
@@ -51,25 +68,82 @@ def _free_port() -> int:
         return port
 
 
-def _start(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
+@dataclass(frozen=True)
+class Server:
+    """A server process started by `servers`: its process id and base URL."""
+
+    process: subprocess.Popen[bytes]
+    base: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def _start(
+    database_url: str, *, app: str, environment: Mapping[str, str], workers: int, start_timeout: float
+) -> Server:
     port = _free_port()
-    environment = {**os.environ, "DATABASE_URL": database_url, "IPT_FHIR_LOAD_CONTENT_ON_START": "false"}
+    variables = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "IPT_FHIR_LOAD_CONTENT_ON_START": "false",
+        **environment,
+    }
     # The command is this interpreter and fixed arguments.
-    command = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--port", str(port)]
+    command = [sys.executable, "-m", "uvicorn", app, "--factory", "--port", str(port)]
     # Keep-alive past the default 5 s: a benchmark's client may sit idle while the raw baseline runs.
     command += ["--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "60"]
-    process = subprocess.Popen(command, env=environment)  # noqa: S603
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    process = subprocess.Popen(command, env=variables)  # noqa: S603
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + start_timeout
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{app} exited with {process.returncode} while starting")
         try:
             if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return process, base
+                return Server(process, base)
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
     process.kill()
-    raise RuntimeError("the service did not start")
+    raise RuntimeError(f"{app} did not start")
+
+
+@asynccontextmanager
+async def servers(
+    database_url: str,
+    count: int = 1,
+    *,
+    app: str = SERVICE_APP,
+    environment: Mapping[str, str] | None = None,
+    workers: int = 1,
+    start_timeout: float = 60,
+) -> AsyncIterator[list[Server]]:
+    """`count` uvicorn processes serving the ASGI factory `app` on the database, each on a port of its own
+    and each with `workers` worker processes (one: the app runs in the process itself), started one after
+    another; each must answer `GET /health`. `environment` is added to this process's, after
+    `DATABASE_URL` and `IPT_FHIR_LOAD_CONTENT_ON_START=false`."""
+    started: list[Server] = []
+    try:
+        for _ in range(count):
+            server = await asyncio.to_thread(
+                _start,
+                database_url,
+                app=app,
+                environment=environment or {},
+                workers=workers,
+                start_timeout=start_timeout,
+            )
+            started.append(server)
+        yield started
+    finally:
+        for server in started:
+            server.process.terminate()
+        for server in started:
+            server.process.wait(timeout=30)
 
 
 @asynccontextmanager
@@ -81,16 +155,8 @@ async def services(database_url: str, count: int = 1) -> AsyncIterator[list[str]
     would not be split evenly. With a port each, a client spreads its connections as a load balancer in
     front of the processes would.
     """
-    started: list[tuple[subprocess.Popen[bytes], str]] = []
-    try:
-        for _ in range(count):
-            started.append(await asyncio.to_thread(_start, database_url))
-        yield [base for _, base in started]
-    finally:
-        for process, _ in started:
-            process.terminate()
-        for process, _ in started:
-            process.wait(timeout=30)
+    async with servers(database_url, count) as started:
+        yield [server.base for server in started]
 
 
 def auth_headers(expires_in: int = 7200) -> dict[str, str]:
