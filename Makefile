@@ -7,7 +7,7 @@ PORT ?= 8080
 DATA_DIR ?= ./.data
 export PORT DATA_DIR
 
-.PHONY: lock run test lint typecheck layers openapi openapi-check pytest install bench bench-search bench-transaction clean
+.PHONY: lock run test lint typecheck layers openapi openapi-check pytest install bench bench-search bench-transaction bench-requests clean
 
 # The virtualenv is rebuilt whenever the lock file changes.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -48,8 +48,9 @@ pytest: install
 
 test: lint typecheck layers openapi-check pytest
 
-# Every benchmark, each beside raw SQL on the same database in the same run (docs/performance.md).
-bench: bench-search bench-transaction
+# Every benchmark, each beside a baseline (raw SQL, or a floor app) on the same PostgreSQL in the same run
+# (docs/performance.md).
+bench: bench-search bench-transaction bench-requests
 
 # Loads a fresh database (10,000 patients, 100,000 responses, 20,000 care plans) and times four searches;
 # not part of `make test`. Figures go to docs/performance.md.
@@ -60,6 +61,12 @@ bench-search: install
 # rows, at one and eight clients; not part of `make test`. Figures go to docs/performance.md.
 bench-transaction: install
 	$(BIN)/python -m benchmarks.transaction
+
+# Create, read and search of one QuestionnaireResponse and GET /health, at 1, 8 and 32 clients, against a floor
+# app (FastAPI and asyncpg over one jsonb table) in the same run; about 5 minutes, not part of `make test`.
+# BENCH_ARGS=--quick checks the setup in about a minute. Figures go to docs/performance.md.
+bench-requests: install
+	$(BIN)/python -m benchmarks.requests $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
