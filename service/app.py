@@ -16,6 +16,7 @@ from sqlalchemy import text
 from service.api import handlers
 from service.api.access_log import AccessLog
 from service.api.audit import AuditTrail
+from service.api.dispatch import grouped_by_first_segment
 from service.api.headers import ProtectiveHeaders
 from service.api.logs import quiet_server_logs
 from service.api.negotiation import check_response_format
@@ -116,12 +117,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ipt.router, dependencies=[Depends(require_ipt_access), Depends(check_response_format)])
     fhir = APIRouter(prefix="/fhir", dependencies=guarded)
     # Operations and search come before the instance routes, whose `{resource_id}` would also match
-    # `$validate` or `_search`.
-    fhir.include_router(audit.router)
-    fhir.include_router(operations.router)
-    fhir.include_router(apply.router)
-    fhir.include_router(search.router)
-    fhir.include_router(resources.build_router())
+    # `$validate` or `_search`; each type's routes are then grouped, so a request is matched against its
+    # own type's routes only.
+    routers = (audit.router, operations.router, apply.router, search.router, resources.build_router())
+    for group in grouped_by_first_segment("/fhir", routers):
+        fhir.include_router(group)
     app.include_router(fhir)
 
     def openapi() -> dict[str, Any]:
