@@ -32,7 +32,9 @@ import asyncio
 import os
 import platform
 import shlex
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -109,14 +111,6 @@ def inventory_response(patient: str) -> dict[str, Any]:
                 ),
             ),
             _group(
-                "disputes",
-                _answer("disputes.person", {"valueString": "Manager at work"}),
-                _answer(
-                    "disputes.issue",
-                    {"valueString": "Workload and unclear expectations after the reorganisation."},
-                ),
-            ),
-            _group(
                 "losses-and-transitions",
                 _answer(
                     "losses-and-transitions.type",
@@ -147,14 +141,6 @@ def inventory_response(patient: str) -> dict[str, Any]:
                     "social-support.kind",
                     {"valueCoding": _coding("ipt-support-kind", "emotional", "Emotional")},
                     {"valueCoding": _coding("ipt-support-kind", "advice", "Advice and information")},
-                ),
-            ),
-            _group(
-                "social-support",
-                _answer("social-support.person", {"valueString": "Neighbour"}),
-                _answer(
-                    "social-support.kind",
-                    {"valueCoding": _coding("ipt-support-kind", "practical", "Practical")},
                 ),
             ),
             _answer(
@@ -226,6 +212,25 @@ def worker_pids(started: list[Server]) -> list[int]:
         spawned = [pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
         workers += spawned or [server.pid]
     return workers
+
+
+def revision() -> str:
+    """The commit measured, and whether the service's code differs from it."""
+    git = shutil.which("git")
+    if git is None:
+        return "commit unknown"
+
+    def run(*arguments: str) -> str:
+        # The command is git, found on the PATH, and fixed arguments.
+        done = subprocess.run([git, *arguments], capture_output=True, text=True, check=True)  # noqa: S603
+        return done.stdout.strip()
+
+    try:
+        commit = run("rev-parse", "--short", "HEAD")
+        changed = run("status", "--porcelain", "--", "service", "mappings", "migrations")
+    except (OSError, subprocess.CalledProcessError):
+        return "commit unknown"
+    return f"commit {commit}" + (" with uncommitted changes to the service" if changed else "")
 
 
 def machine() -> str:
@@ -582,6 +587,7 @@ async def main() -> None:
     print()
     print(f"Machine: {machine()}; PostgreSQL {version} (embedded); Python {platform.python_version()}")
     print(f"Command: `{command}`; {mode}; {repetitions} round(s) of {seconds:g} s per side and figure")
+    print(f"Code: {revision()}")
     print(f"Load average: {' '.join(f'{v:.2f}' for v in load_start)} at start, ", end="")
     print(f"{' '.join(f'{v:.2f}' for v in load_end)} at end; {time.perf_counter() - began:.0f} s in all")
     print()
