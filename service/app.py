@@ -25,6 +25,7 @@ from service.api.routes import apply, audit, ipt, metadata, operations, resource
 from service.api.security import TokenVerifier, require_fhir_access, require_ipt_access
 from service.config import Settings, get_settings
 from service.interactions.content import load_ipt_content
+from service.interactions.rules import install_standard_write_pipeline
 from service.storage.db import create_engine, ensure_schema_at_head, start_embedded_postgres, upgrade_to_head
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    install_standard_write_pipeline()
     app.state.token_verifier = TokenVerifier(settings)
     handlers.install(app)
     quiet_server_logs()

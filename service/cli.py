@@ -58,7 +58,10 @@ def load_content() -> None:
     import asyncio
 
     from service.interactions.content import load_ipt_content
+    from service.interactions.rules import install_standard_write_pipeline
     from service.storage.db import create_engine, ensure_schema_at_head
+
+    install_standard_write_pipeline()
 
     async def run() -> str:
         engine = create_engine(_database_url(), pool_size=1)

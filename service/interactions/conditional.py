@@ -22,10 +22,9 @@ from urllib.parse import parse_qsl
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-import service.interactions.references  # noqa: F401  (registers the reference rule for every type)
 from service.errors import BadRequest, InvalidSearch, Issue, NotFound, PreconditionFailed
 from service.fhir.search import parse_search
-from service.interactions.hooks import run_after_write, run_write_rules
+from service.interactions.writes import write_pipeline
 from service.storage.matching import matching_ids
 from service.storage.repository import ResourceRepository, StoredVersion
 
@@ -113,10 +112,7 @@ async def create_in(
         assert existing is not None
         return existing
     content = {k: v for k, v in content.items() if k != "id"}
-    await run_write_rules(repository, resource_type, content, None)
-    created = await repository.create(resource_type, content, resource_id=resource_id)
-    await run_after_write(repository, created, None)
-    return created
+    return await write_pipeline().create(repository, resource_type, content, resource_id=resource_id)
 
 
 async def create_conditionally(
@@ -150,10 +146,7 @@ async def update_in(
                 Issue("no resource matches the criteria, so If-Match cannot match", expression="If-Match")
             )
         if body_id is None:
-            await run_write_rules(repository, resource_type, content, None)
-            created = await repository.create(resource_type, content)
-            await run_after_write(repository, created, None)
-            return created
+            return await write_pipeline().create(repository, resource_type, content)
         resource_id = str(body_id)
     else:
         if body_id is not None and body_id != match.id:
@@ -165,11 +158,7 @@ async def update_in(
             )
         resource_id = match.id
     content = {**content, "id": resource_id}
-    current = await repository.read(resource_type, resource_id)
-    await run_write_rules(repository, resource_type, content, current)
-    written = await repository.update(resource_type, resource_id, content, if_match=if_match)
-    await run_after_write(repository, written, current)
-    return written
+    return await write_pipeline().update(repository, resource_type, resource_id, content, if_match=if_match)
 
 
 async def update_conditionally(

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mappings.content import load_content
 from service.fhir.parsing import check_resource
+from service.interactions.writes import write_pipeline
 from service.storage.repository import ResourceRepository
 
 log = logging.getLogger(__name__)
@@ -50,13 +51,14 @@ async def load_ipt_content(engine: AsyncEngine, resources: list[dict[str, Any]] 
     async with engine.begin() as connection:
         await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOAD_LOCK})
         repository = ResourceRepository(connection)
+        pipeline = write_pipeline()
         for resource in resources if resources is not None else load_content():
             resource_type = resource["resourceType"]
             canonical = f"{resource['url']}|{resource['version']}"
             content = check_resource(resource_type, {**resource, "id": content_resource_id(resource)})
             stored = await repository.find_by_canonical(resource_type, canonical)
             if stored is None:
-                await repository.update(resource_type, content["id"], content)
+                await pipeline.update(repository, resource_type, content["id"], content)
                 report.created.append(canonical)
                 continue
             assert stored.content is not None
@@ -64,7 +66,7 @@ async def load_ipt_content(engine: AsyncEngine, resources: list[dict[str, Any]] 
                 report.unchanged.append(canonical)
                 continue
             log.warning("%s changed without a new version; overwriting it", canonical)
-            await repository.update(resource_type, stored.id, {**content, "id": stored.id})
+            await pipeline.update(repository, resource_type, stored.id, {**content, "id": stored.id})
             report.changed_without_new_version.append(canonical)
     return report
 

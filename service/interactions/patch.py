@@ -13,11 +13,10 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import service.interactions.references  # noqa: F401  (registers the reference rule for every type)
 from service.errors import Gone, Issue, NotFound, PreconditionFailed
 from service.fhir.parsing import check_resource
 from service.fhir.patch import apply_fhirpath_patch, apply_json_patch
-from service.interactions.hooks import run_after_write, run_write_rules
+from service.interactions.writes import write_pipeline
 from service.storage.repository import ResourceRepository, StoredVersion
 
 PatchFormat = Literal["json-patch", "fhirpath-patch"]
@@ -59,10 +58,7 @@ async def patch_in(
             )
         )
     content = patched_content(resource_type, current, patch_format, body)
-    await run_write_rules(repository, resource_type, content, current)
-    written = await repository.update(resource_type, resource_id, content)
-    await run_after_write(repository, written, current)
-    return written
+    return await write_pipeline().update(repository, resource_type, resource_id, content, current=current)
 
 
 async def patch_resource(

@@ -34,7 +34,7 @@ from mappings.references import parse_reference, reference_of
 from service.errors import Issue, Unprocessable
 from service.fhir.sdc import EXT_OBSERVATION_EXTRACT, extract_observations, extracts_observations
 from service.fhir.validation import JSON, Codes, check_status_transition, validate_response
-from service.interactions.hooks import Write, register_after_write, register_write_rule
+from service.interactions.writes import Write
 from service.storage.repository import ResourceRepository, StoredVersion
 
 __all__ = [
@@ -520,7 +520,3 @@ async def _withdraw_observation(repository: ResourceRepository, key: str) -> Non
     existing = _live_content(await repository.read("Observation", key))
     if existing is not None and existing.get("status") != "entered-in-error":
         await repository.update("Observation", key, {**existing, "status": "entered-in-error"})
-
-
-register_write_rule("QuestionnaireResponse", check_questionnaire_response)
-register_after_write("QuestionnaireResponse", extract_on_completion)

@@ -9,13 +9,13 @@ for existence: references to types not served here, contained `#id` references, 
 references outside a transaction, logical (identifier-only) references and canonical references
 (`Questionnaire|1.0` is a `canonical`, not a `Reference`).
 
-The rule is registered for every served type (`service.interactions.hooks`), so it runs on every write
-path: create, update, conditional create/update, PATCH and each entry of a batch or transaction. Inside a
-transaction the existence check is deferred (`deferred_reference_checks`) until all entries are written,
-so a reference to a resource created anywhere in the same transaction counts as existing, and then runs as
-one query for the whole Bundle. The existence check locks the referenced rows `FOR KEY SHARE`; deletes lock
-`FOR UPDATE` before looking for referrers (`ResourceRepository.delete`), so the two cannot interleave into
-a dangling reference.
+The rule is a step of the write pipeline for every served type (`service.interactions.rules`), so it runs on
+every write path: create, update, conditional create/update, PATCH and each entry of a batch or transaction.
+Inside a transaction the existence check is deferred (`deferred_reference_checks`) until all entries are
+written, so a reference to a resource created anywhere in the same transaction counts as existing, and then
+runs as one query for the whole Bundle. The existence check locks the referenced rows `FOR KEY SHARE`;
+deletes lock `FOR UPDATE` before looking for referrers (`ResourceRepository.delete`), so the two cannot
+interleave into a dangling reference.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from typing import Any
 from mappings.references import parse_reference
 from service.errors import Issue, Unprocessable
 from service.fhir.registry import RESOURCE_DEFINITIONS, RESOURCES
-from service.interactions.hooks import register_write_rule
 from service.storage.repository import RECORD_TYPES, ResourceRepository, StoredVersion
 
 Key = tuple[str, str]
@@ -192,7 +191,5 @@ def _raise_missing(missing: list[tuple[str, LiteralReference]], *, rooted: bool 
     raise Unprocessable(*issues)
 
 
-for _definition in RESOURCE_DEFINITIONS:
-    # An audit record may name what no longer exists (a read of a deleted resource), so it is not checked.
-    if _definition.name not in RECORD_TYPES:
-        register_write_rule(_definition.name, check_references)
+# An audit record may name what no longer exists (a read of a deleted resource), so it is not checked.
+CHECKED_TYPES = tuple(d.name for d in RESOURCE_DEFINITIONS if d.name not in RECORD_TYPES)

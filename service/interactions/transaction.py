@@ -35,7 +35,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import BadRequest, FhirError, Issue, NotFound, operation_outcome
 from service.fhir.bundle import instant
-from service.fhir.compartment import ensure_writable
 from service.fhir.parsing import check_resource, loads
 from service.fhir.transaction import (
     BundleEntry,
@@ -53,9 +52,9 @@ from service.interactions.conditional import (
     too_many,
     update_in,
 )
-from service.interactions.hooks import run_after_write, run_after_writes, run_write_rules
 from service.interactions.patch import PatchFormat, patch_in
 from service.interactions.references import check_deferred, deferred_reference_checks
+from service.interactions.writes import write_pipeline
 from service.storage.repository import ResourceRepository, StoredVersion, new_id
 
 ReturnPreference = Literal["minimal", "representation", "OperationOutcome"]
@@ -110,6 +109,7 @@ async def _transaction(engine: AsyncEngine, bundle: ReadBundle, base_url: str) -
     _check_distinct_conditions(bundle.entries)
     outcomes: dict[int, _Outcome] = {}
     ordered = processing_order(bundle.entries)
+    pipeline = write_pipeline()
     async with engine.begin() as connection, deferred_reference_checks() as checks:
         repository = ResourceRepository(connection, cache_reads=True)
         current: BundleEntry | None = None
@@ -137,19 +137,23 @@ async def _transaction(engine: AsyncEngine, bundle: ReadBundle, base_url: str) -
                     assert entry.resource_type is not None
                     content = check_resource(entry.resource_type, entry.resource)
                     content = {k: v for k, v in content.items() if k != "id"}
-                    # The creates are written together below; refused here, the error names its entry.
-                    ensure_writable(entry.resource_type, targets[entry.index].resource_id, content)
+                    # The creates are written together below; checked here, a refusal names its entry.
                     checks.entry = entry.location
-                    await run_write_rules(repository, entry.resource_type, content, None)
+                    resource_id = targets[entry.index].resource_id
+                    await pipeline.check(repository, entry.resource_type, resource_id, content, None)
                     entry.resource = content
                     creates.append(entry)
                 current = None
-                written = await repository.create_many(
-                    [(e.resource_type or "", targets[e.index].resource_id, e.resource or {}) for e in creates]
+                written = await pipeline.create_many(
+                    repository,
+                    [
+                        (e.resource_type or "", targets[e.index].resource_id, e.resource or {})
+                        for e in creates
+                    ],
+                    checked=True,
                 )
                 for entry, version in zip(creates, written, strict=True):
                     outcomes[entry.index] = _Outcome(201, version)
-                await run_after_writes(repository, [(version, None) for version in written])
             for entry in (e for e in ordered if e.method in ("PUT", "PATCH")):
                 current = entry
                 checks.entry = entry.location
@@ -316,10 +320,9 @@ async def _put(repository: ResourceRepository, entry: BundleEntry, resource_id: 
             )
         )
     content = check_resource(entry.resource_type, {**entry.resource, "id": resource_id})
-    current = await repository.read(entry.resource_type, resource_id)
-    await run_write_rules(repository, entry.resource_type, content, current)
-    written = await repository.update(entry.resource_type, resource_id, content, if_match=_if_match(entry))
-    await run_after_write(repository, written, current)
+    written = await write_pipeline().update(
+        repository, entry.resource_type, resource_id, content, if_match=_if_match(entry)
+    )
     return _Outcome(201 if written.created else 200, written)
 
 
@@ -425,11 +428,7 @@ async def _single(repository: ResourceRepository, entry: BundleEntry, base_url: 
             )
             return _Outcome(201 if version.created else 200, version)
         content = {k: v for k, v in content.items() if k != "id"}
-        ensure_writable(entry.resource_type, "", content)  # as create_resource does, before the write rules
-        await run_write_rules(repository, entry.resource_type, content, None)
-        created = await repository.create(entry.resource_type, content)
-        await run_after_write(repository, created, None)
-        return _Outcome(201, created)
+        return _Outcome(201, await write_pipeline().create(repository, entry.resource_type, content))
     version = await update_in(
         repository,
         entry.resource_type,

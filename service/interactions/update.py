@@ -6,8 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.fhir.compartment import ensure_writable
-from service.interactions.hooks import run_after_write, run_write_rules
+from service.interactions.writes import write_pipeline
 from service.storage.repository import ResourceRepository, StoredVersion
 
 
@@ -20,12 +19,8 @@ async def update_resource(
     if_match: int | None = None,
 ) -> StoredVersion:
     """Write a new version of `resource_type/resource_id`, creating it if it does not exist."""
-    ensure_writable(resource_type, resource_id, content)  # as in create_resource
     async with engine.begin() as connection:
-        repository = ResourceRepository(connection)
-        # Locked, so the write rules judge the change against the version it replaces, not an older one.
-        current = await repository.read_for_update(resource_type, resource_id)
-        await run_write_rules(repository, resource_type, content, current)
-        written = await repository.update(resource_type, resource_id, content, if_match=if_match)
-        await run_after_write(repository, written, current)
-        return written
+        repository = ResourceRepository(connection, cache_reads=True)
+        return await write_pipeline().update(
+            repository, resource_type, resource_id, content, if_match=if_match
+        )

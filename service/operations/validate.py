@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import BadRequest, FhirError, Issue, NotFound
 from service.fhir.parsing import check_resource
-from service.interactions.hooks import run_write_rules
 from service.interactions.questionnaire_response import is_error, response_write_issues
+from service.interactions.writes import write_pipeline
 from service.operations.parameters import JSON, is_parameters, read_parameters, single
 from service.storage.repository import ResourceRepository, StoredVersion
 
@@ -104,7 +104,7 @@ async def validate_resource(
         if mode == "update" and resource_id is not None:
             current = await repository.read(resource_type, resource_id)
         try:
-            await run_write_rules(repository, resource_type, content, current)
+            await write_pipeline().check(repository, resource_type, resource_id, content, current)
         except FhirError as exc:
             issues.extend(_fhir_issues(exc))
         else:
