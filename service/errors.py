@@ -156,3 +156,9 @@ class Withheld(FhirError):
     """
 
     status_code, issue_code = 500, "security"
+
+
+class ServiceUnavailable(FhirError):
+    """The database cannot be reached or is overloaded: nothing the client did, and worth a retry."""
+
+    status_code, issue_code = 503, "transient"

@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.api.logs import printable, redacted_traceback
 from service.api.responses import json_response
 from service.errors import FhirError, Issue, operation_outcome
+from service.storage.faults import database_fault
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,9 @@ def _internal_error() -> Response:
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     """Last resort, for an error of the middleware outside `ServerErrors` (Starlette then re-raises it to the
     server, whose log `service.api.logs.quiet_server_logs` keeps free of its message)."""
+    fault = database_fault(exc)
+    if fault is not None:
+        return await fhir_error(request, fault)
     _log_unexpected(request.method, request.url.path, exc)
     return _internal_error()
 
@@ -88,10 +92,15 @@ class ServerErrors:
         try:
             await self.app(scope, receive, send_noting_start)
         except Exception as exc:
-            _log_unexpected(scope["method"], scope["path"], exc)
-            # A response already under way cannot turn into a 500; the server closes the connection.
+            fault = database_fault(exc)
+            if fault is None:
+                _log_unexpected(scope["method"], scope["path"], exc)
+            else:
+                log.warning("database fault on %s %s: %s", scope["method"], printable(scope["path"]), fault)
+            # A response already under way cannot change its status; the server closes the connection.
             if not started:
-                await _internal_error()(scope, receive, send)
+                response = _internal_error() if fault is None else await fhir_error(Request(scope), fault)
+                await response(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:
