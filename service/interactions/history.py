@@ -16,6 +16,7 @@ from service.errors import Issue, NotFound
 from service.fhir.access import AUDIT_EVENT, ensure_may_send
 from service.fhir.bundle import BundleDocument, Entry, Link, instant
 from service.fhir.search_parameters import served_types
+from service.storage.reading import reading
 from service.storage.repository import HistoryEntry, ResourceRepository
 
 _STATUS = {"POST": "201 Created", "PUT": "200 OK", "DELETE": "204 No Content"}
@@ -40,7 +41,7 @@ async def history(
     # another shows its earlier versions only to those who may see the earlier patient's records. The audit
     # trail has its own, more tightly scoped, read path.
     types = [resource_type] if resource_type is not None else sorted(served_types() - {AUDIT_EVENT})
-    async with engine.connect() as connection:
+    async with reading(engine) as connection:
         repository = ResourceRepository(connection)
         rows = await repository.history(
             resource_type=resource_type,

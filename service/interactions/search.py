@@ -27,6 +27,7 @@ from service.fhir.bundle import BundleDocument, Entry, Link
 from service.fhir.search import SearchQuery, UnknownParameter, parse_search, render_query
 from service.fhir.search_parameters import COMMON_BASE, parameters_for, served_types
 from service.fhir.subsetting import subset
+from service.storage.reading import reading
 from service.storage.search import (
     Position,
     Scope,
@@ -179,9 +180,7 @@ async def _run(
     total: int | None = None
     page = SearchPage([], more=False, backwards=False)
     extra = []
-    async with engine.connect() as connection:
-        # No BEGIN/ROLLBACK: each statement reads its own snapshot, which saves two round trips per search.
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
+    async with reading(engine) as connection:
         await _plan_for_values(connection)
         if not only_count:
             page = await search_page(connection, query, scope, position)
