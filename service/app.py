@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from service.api import handlers
 from service.api.access_log import AccessLog
-from service.api.audit import AuditTrail
+from service.api.audit import AuditBuffer, AuditTrail
 from service.api.dispatch import grouped_by_first_segment
 from service.api.headers import ProtectiveHeaders
 from service.api.logs import quiet_server_logs
@@ -63,9 +63,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             report = await load_ipt_content(engine)
             log.info("IPT content: %s", report.summary())
         app.state.engine = engine
+        audit_buffer = app.state.audit_buffer = AuditBuffer(
+            engine,
+            interval=settings.audit_flush_interval,
+            batch=settings.audit_flush_events,
+            capacity=settings.audit_buffer_max_events,
+        )
+        audit_buffer.start()
         try:
             yield
         finally:
+            # Before the engine goes: a graceful shutdown loses no AuditEvent.
+            await audit_buffer.close()
             await engine.dispose()
 
     app = FastAPIOffline(

@@ -70,6 +70,23 @@ class Settings(BaseSettings):
     max_bundle_entries: int = Field(
         default=1000, ge=1, description="Most entries a batch or transaction Bundle may hold (413 beyond)."
     )
+    audit_flush_interval: float = Field(
+        default=0.2,
+        gt=0,
+        description="Seconds between writes of the buffered AuditEvents of reads, searches and refusals: "
+        "about what a crash may lose of them.",
+    )
+    audit_flush_events: int = Field(
+        default=256,
+        ge=1,
+        description="Buffered AuditEvents that are written at once, before the interval ends.",
+    )
+    audit_buffer_max_events: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most AuditEvents held while the database does not take them; beyond, the oldest are "
+        "dropped and their ids logged.",
+    )
 
 
 @cache

@@ -7,7 +7,7 @@ are emptied before each test, so every test starts from a clean, real schema.
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +117,21 @@ def token(settings: Settings) -> Callable[..., str]:
 
 
 @pytest.fixture
+def flush_audit(app: FastAPI) -> Callable[[], Awaitable[bool]]:
+    """Write the buffered AuditEvents (of reads, searches and refusals) now.
+
+    They reach the database within the flush interval; a test that counts the audit trail right after a
+    request awaits this first, rather than the interval.
+    """
+    flush: Callable[[], Awaitable[bool]] = app.state.audit_buffer.flush
+    return flush
+
+
+@pytest.fixture
 async def anonymous_client(app: FastAPI, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
     """A client that sends no token; each test adds the `Authorization` it is about."""
+    # The events of the previous test's requests are written before the tables are emptied, not after.
+    await app.state.audit_buffer.flush()
     await _empty_tables(engine)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:

@@ -1,21 +1,31 @@
 """Every request that touches clinical data leaves an AuditEvent: reads, searches, writes, and refusals.
 
-https://hl7.org/fhir/R4/auditevent.html. The event is written after the response is decided and before it
-is sent, so a client never sees an answer whose access went unrecorded; if the audit write itself fails,
-the failure is logged (with ids only) and the answer still goes out.
+https://hl7.org/fhir/R4/auditevent.html. The middleware sets the request's `AuditContext` before the request
+runs. A write records the request's AuditEvent in its own transaction (`service.storage.repository`), so a
+successful write has its record committed with it and needs nothing more here. Every other request (a read,
+a search, a refusal, a failure, a write that rolled back) has its AuditEvent built once the response status
+is known and handed to the `AuditBuffer`, which writes the events of many requests at once, within an
+interval; if that write fails, the failure is logged (with ids only) and the events stay pending.
 """
 
+import asyncio
 import logging
+from collections import deque
+from contextlib import suppress
+from contextvars import Context
+from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.logs import printable, redacted_traceback
-from service.fhir.audit import audit_event
+from service.fhir.audit import AuditContext, reset_audit_context, set_audit_context
 from service.fhir.authorization import IPT_PLAN_TYPES, needs_for_fhir
 from service.fhir.registry import RESOURCES
-from service.interactions.audit import record_audit_event
+from service.interactions.audit import write_audit_events
+from service.storage.repository import new_id
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +62,8 @@ def _entities(segments: list[str], location: str) -> list[str]:
 
 
 class AuditTrail:
-    """ASGI middleware that writes the AuditEvent of a request once its response status is known, before
-    the response goes out.
+    """ASGI middleware that gives an audited request its `AuditContext` and, once the response status is
+    known, hands its AuditEvent to the buffer unless a write already committed it with a successful answer.
 
     Plain ASGI rather than Starlette's `BaseHTTPMiddleware`, which costs a task group and a memory stream
     per request.
@@ -67,24 +77,53 @@ class AuditTrail:
         if scope["type"] != "http" or not path.startswith(("/fhir", "/ipt")) or path.startswith(_UNAUDITED):
             await self.app(scope, receive, send)
             return
+        request = Request(scope)
+        try:
+            context = _context(request)
+        except Exception as exc:
+            # Not a reason to answer without a record: the request is recorded with what its path says.
+            log.error(
+                "could not tell how to audit %s %s\n%s",
+                scope["method"],
+                printable(path),
+                redacted_traceback(exc),
+            )
+            segments = [part for part in path.split("/") if part][1:]
+            context = AuditContext(
+                method=scope["method"], path=path, segments=segments, query="", address=None
+            )
+        if context is None:
+            await self.app(scope, receive, send)
+            return
 
         async def send_once_audited(message: Message) -> None:
             if message["type"] == "http.response.start":
-                try:
-                    await _audit(Request(scope), message["status"], Headers(raw=message.get("headers", [])))
-                except Exception as exc:
-                    log.error(
-                        "could not record the AuditEvent of %s %s\n%s",
-                        scope["method"],
-                        printable(path),
-                        redacted_traceback(exc),
-                    )
+                status: int = message["status"]
+                if not (context.recorded and status < 400):
+                    try:
+                        location = Headers(raw=message.get("headers", [])).get("location", "")
+                        principal = getattr(request.state, "principal", None)
+                        entities = _entities(context.segments, location)
+                        buffer: AuditBuffer = request.app.state.audit_buffer
+                        buffer.add(context.event(status=status, principal=principal, entities=entities))
+                    except Exception as exc:
+                        log.error(
+                            "could not record the AuditEvent of %s %s\n%s",
+                            scope["method"],
+                            printable(path),
+                            redacted_traceback(exc),
+                        )
             await send(message)
 
-        await self.app(scope, receive, send_once_audited)
+        token = set_audit_context(context)
+        try:
+            await self.app(scope, receive, send_once_audited)
+        finally:
+            reset_audit_context(token)
 
 
-async def _audit(request: Request, status: int, headers: Headers) -> None:
+def _context(request: Request) -> AuditContext | None:
+    """The request's AuditContext, or None for a request that is not audited."""
     path = request.url.path
     if path.startswith("/ipt"):
         parts = [p for p in path[len("/ipt") :].split("/") if p]
@@ -94,15 +133,142 @@ async def _audit(request: Request, status: int, headers: Headers) -> None:
         segments = [p for p in path[len("/fhir") :].split("/") if p]
         types = {need.resource_type for need in needs_for_fhir(request.method, segments)} or {"Bundle"}
     if not _touches_clinical_data(types) and not _follows_references(request):
-        return
-    event = audit_event(
+        return None
+    return AuditContext(
         method=request.method,
         path=path,
         segments=segments,
         query=request.url.query,
-        status=status,
-        principal=getattr(request.state, "principal", None),
         address=request.client.host if request.client else None,
-        entities=_entities(segments, headers.get("location", "")),
     )
-    await record_audit_event(request.app.state.engine, event)
+
+
+# While the database refuses the events, attempts are spaced out up to this (each one logs).
+_LONGEST_RETRY_DELAY = 5.0
+
+
+class AuditBuffer:
+    """The AuditEvents of reads, searches, refusals and failures, held in memory and written in batches.
+
+    Written every `interval` seconds, or as soon as `batch` are pending, all pending in one transaction (one
+    COPY per table); `flush` writes them at once, and `close` (on a graceful shutdown) writes what is left.
+    A crash loses the events of the last interval at most (docs/security.md, Audit trail).
+
+    Bounded: while the database does not take them, the events stay pending (and are tried again) up to
+    `capacity`; beyond, the oldest are dropped and their ids logged as lost. A database outage then costs
+    memory up to a bound and lost records beyond it, but never stalls or fails a request.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, interval: float, batch: int, capacity: int) -> None:
+        self._engine = engine
+        self.interval = interval
+        self.batch = batch
+        self.capacity = capacity
+        self._pending: deque[tuple[str, dict[str, Any]]] = deque()
+        self._lost: list[str] = []
+        self._due = asyncio.Event()
+        self._writing = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._failing = False
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, event: dict[str, Any]) -> None:
+        """Hold `event` until the next write; never waits."""
+        if len(self._pending) >= self.capacity:
+            self._lost.append(self._pending.popleft()[0])
+        # The id is given now, so that a log line can name an event that never reached the database.
+        self._pending.append((new_id(), event))
+        if len(self._pending) >= self.batch:
+            self._due.set()
+
+    def start(self) -> None:
+        """Start writing every `interval`; from the application's lifespan, outside any request."""
+        self._task = asyncio.create_task(self._run(), name="audit buffer")
+
+    async def _run(self) -> None:
+        delay = self.interval
+        while not self._closing:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._due.wait(), delay)
+            self._due.clear()
+            # What is pending now, once: the events that arrive meanwhile wait for the next interval (or
+            # batch), so that under load the writes stay a few per second rather than back to back.
+            async with self._writing:
+                written = await self._write_pending()
+            delay = self.interval if written else min(max(2 * delay, self.interval), _LONGEST_RETRY_DELAY)
+
+    async def flush(self) -> bool:
+        """Write every pending event now (after a write in progress, if any); False if the database did not
+        take them, in which case they stay pending."""
+        async with self._writing:
+            while self._pending or self._lost:
+                if not await self._write_pending():
+                    return False
+            return True
+
+    async def _write_pending(self) -> bool:
+        """Write the events pending now in one transaction; the caller holds `_writing`."""
+        self._report_lost()
+        if not self._pending:
+            return True
+        batch = list(self._pending)
+        self._pending.clear()
+        try:
+            # In a context of its own: whatever request context the caller has (a test awaits `flush` on
+            # the task that served its requests) does not reach the write.
+            await asyncio.create_task(
+                write_audit_events(self._engine, batch, again=self._failing), context=Context()
+            )
+        except Exception as exc:
+            self._restore(batch)
+            self._report_failure(batch, exc)
+            return False
+        except BaseException:
+            self._restore(batch)
+            raise
+        self._failing = False
+        return True
+
+    async def close(self) -> None:
+        """Stop the periodic writes and write what is pending: a graceful shutdown loses nothing."""
+        self._closing = True
+        self._due.set()
+        if self._task is not None:
+            await self._task
+        if not await self.flush():
+            log.error(
+                "%d AuditEvents are lost: the database did not take them before shutdown (ids %s)",
+                len(self._pending),
+                ", ".join(event_id for event_id, _ in self._pending),
+            )
+
+    def _restore(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        self._pending.extendleft(reversed(batch))
+        while len(self._pending) > self.capacity:
+            self._lost.append(self._pending.popleft()[0])
+
+    def _report_failure(self, batch: list[tuple[str, dict[str, Any]]], exc: Exception) -> None:
+        if self._failing:
+            log.error("still cannot write the %d pending AuditEvents", len(batch))
+        else:
+            log.error(
+                "could not write %d AuditEvents (ids %s); they stay pending\n%s",
+                len(batch),
+                ", ".join(event_id for event_id, _ in batch),
+                redacted_traceback(exc),
+            )
+        self._failing = True
+
+    def _report_lost(self) -> None:
+        if self._lost:
+            log.error(
+                "%d AuditEvents are lost: more than %d were pending while the database did not take them "
+                "(ids %s)",
+                len(self._lost),
+                self.capacity,
+                ", ".join(self._lost),
+            )
+            self._lost.clear()

@@ -3,12 +3,18 @@
 Built from the request line, the outcome and who asked; never from the bodies, so the audit trail itself
 holds no clinical content beyond the references of the resources touched (and a search's query string,
 which the spec keeps in `entity.query`).
+
+The API layer sets the `AuditContext` of every audited request; a write of the request records the
+request's AuditEvent in the write's own transaction from it (`service.storage.repository`), and the API layer
+records the others (reads, searches, refusals, failures) once the response status is known.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -115,3 +121,54 @@ def audit_event(
     if entity:
         event["entity"] = entity
     return event
+
+
+@dataclass(slots=True)
+class AuditContext:
+    """An audited request, as its AuditEvent needs it: everything but the outcome and what it touched."""
+
+    method: str
+    path: str
+    segments: list[str]
+    query: str
+    address: str | None
+    # Set when a transaction of the request commits the request's AuditEvent with its writes: a successful
+    # answer then needs no other record.
+    recorded: bool = False
+
+    def event(self, *, status: int, principal: Principal | None, entities: list[str]) -> dict[str, Any]:
+        return audit_event(
+            method=self.method,
+            path=self.path,
+            segments=self.segments,
+            query=self.query,
+            status=status,
+            principal=principal,
+            address=self.address,
+            entities=entities,
+        )
+
+    def write_status(self, *, created: bool) -> int:
+        """The status a successful write of this request answers: 201 for a create (a PUT that creates
+        too), 204 for a delete, 200 for any other (an update, a PATCH, a Bundle, an operation)."""
+        code = interaction_code(self.method, self.segments)
+        if code == "delete":
+            return 204
+        return 201 if created and code in ("create", "update") else 200
+
+
+_current: ContextVar[AuditContext | None] = ContextVar("ipt_fhir_audit", default=None)
+
+
+def set_audit_context(context: AuditContext) -> Token[AuditContext | None]:
+    return _current.set(context)
+
+
+def reset_audit_context(token: Token[AuditContext | None]) -> None:
+    _current.reset(token)
+
+
+def current_audit_context() -> AuditContext | None:
+    """The audited request being served; `None` outside one (content loading, the CLI, the audit buffer,
+    a request that is not audited)."""
+    return _current.get()

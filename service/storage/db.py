@@ -13,6 +13,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from service.storage.repository import audit_writes_in_their_transaction
+
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +28,7 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -37,6 +39,9 @@ def create_engine(url: str, *, pool_size: int = 10, **kwargs: Any) -> AsyncEngin
         connect_args={"server_settings": {"application_name": "ipt-fhir", "timezone": "UTC"}},
         **kwargs,
     )
+    # On every engine the service makes, so that no way of serving a request writes without its record.
+    audit_writes_in_their_transaction(engine)
+    return engine
 
 
 def start_embedded_postgres(data_dir: Path, *, database: str = EMBEDDED_DATABASE) -> str:

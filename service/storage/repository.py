@@ -3,6 +3,9 @@
 Every method runs on a connection whose transaction the caller (an interaction) owns. Content travels as
 JSON text both ways: writes bind the orjson bytes the service produced, reads return PostgreSQL's text of
 the `jsonb` value, so no resource is parsed into a model on its way out.
+
+Every write passes here, so here a write of an audited request is noted, and the request's AuditEvent is
+written in the same transaction just before it commits (`audit_writes_in_their_transaction`).
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
+from weakref import WeakKeyDictionary
 
 import orjson
 from sqlalchemy import (
+    Connection,
     DateTime,
     Integer,
     Text,
@@ -35,10 +40,19 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.event import listen
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.errors import Conflict, Issue, PreconditionFailed
-from service.fhir.access import compartment_restriction, confined_type, current_reach
+from service.fhir.access import (
+    AUDIT_EVENT,
+    Principal,
+    compartment_restriction,
+    confined_type,
+    current_access,
+    current_reach,
+)
+from service.fhir.audit import AuditContext, current_audit_context
 from service.fhir.compartment import ensure_visible, ensure_writable, visible
 from service.fhir.labels import labelled
 from service.fhir.registry import patient_compartment
@@ -175,6 +189,24 @@ _ROW = {
     "patient_id": bindparam("patient_id", type_=Text),
     "content": cast(bindparam("body", type_=Text), JSONB),
 }
+
+
+def _create_parameters(
+    resource_type: str, resource_id: str, content: dict[str, Any], now: datetime
+) -> tuple[dict[str, Any], bytes]:
+    """The parameters of `_CREATE` for version 1 of a resource, and its stored JSON."""
+    stamped, body = _stamp(content, resource_id, 1, now)
+    patient_id = patient_compartment(resource_type, resource_id, content)
+    rows = index_rows(resource_type, resource_id, indexed_values(stamped), patient_id=patient_id)
+    parameters = {
+        "resource_type": resource_type,
+        "id": resource_id,
+        "last_updated": now,
+        "patient_id": patient_id,
+        "body": body.decode(),
+        **_index_arrays(rows),
+    }
+    return parameters, body
 
 
 def _create_statement() -> Any:
@@ -407,6 +439,13 @@ class ResourceRepository:
             self._parsed[key] = orjson.loads(version.content)
         return self._parsed[key]
 
+    def _noted(self, version: StoredVersion) -> StoredVersion:
+        """`version`, just written, noted for the AuditEvent its transaction records before it commits."""
+        context = current_audit_context()
+        if context is not None and version.resource_type != AUDIT_EVENT:
+            _note_write(self.connection, context, version)
+        return version
+
     def _forget(self, resource_type: str, resource_id: str) -> None:
         if self._reads is not None:
             self._reads.pop((resource_type, resource_id), None)
@@ -444,19 +483,9 @@ class ResourceRepository:
         ensure_writable(resource_type, resource_id, content)
         self._forget(resource_type, resource_id)
         now = datetime.now(UTC)
-        stamped, body = _stamp(content, resource_id, 1, now)
-        patient_id = patient_compartment(resource_type, resource_id, content)
-        rows = index_rows(resource_type, resource_id, indexed_values(stamped), patient_id=patient_id)
-        parameters: dict[str, Any] = {
-            "resource_type": resource_type,
-            "id": resource_id,
-            "last_updated": now,
-            "patient_id": patient_id,
-            "body": body.decode(),
-            **_index_arrays(rows),
-        }
+        parameters, body = _create_parameters(resource_type, resource_id, content, now)
         await self._run(_CREATE, parameters)
-        return StoredVersion(resource_type, resource_id, 1, now, False, body, created=True)
+        return self._noted(StoredVersion(resource_type, resource_id, 1, now, False, body, created=True))
 
     async def create_many(self, items: Sequence[tuple[str, str, dict[str, Any]]]) -> list[StoredVersion]:
         """Insert version 1 of several new resources `(type, id, content)`: one COPY per table of the
@@ -486,6 +515,8 @@ class ResourceRepository:
             for table, rows in index_rows(resource_type, resource_id, values, patient_id=patient_id).items():
                 indexes.setdefault(table, []).extend(rows)
             stored.append(StoredVersion(resource_type, resource_id, 1, now, False, body, created=True))
+        for version in stored:
+            self._noted(version)
         driver = await self._driver_in_transaction()
         await driver.copy_records_to_table(resources.name, records=current_rows, columns=_CURRENT_COLUMNS)
         await driver.copy_records_to_table(
@@ -541,7 +572,7 @@ class ResourceRepository:
                 )
             created = await self._insert_if_absent(resource_type, resource_id, content)
             if created is not None:
-                return created
+                return self._noted(created)
             # Another transaction created it between our lock attempt and insert: queue behind it.
             current = await self._lock_current(resource_type, resource_id)
             assert current is not None
@@ -580,8 +611,8 @@ class ResourceRepository:
             **_index_arrays(rows),
         }
         await self._run(_UPDATE, parameters)
-        return StoredVersion(
-            resource_type, resource_id, version_id, now, False, body, created=current.deleted
+        return self._noted(
+            StoredVersion(resource_type, resource_id, version_id, now, False, body, created=current.deleted)
         )
 
     async def delete(
@@ -631,7 +662,7 @@ class ResourceRepository:
             resource_type, resource_id, version_id, now, "DELETE", current.patient_id, None
         )
         await delete_indexes(self.connection, resource_type=resource_type, resource_id=resource_id)
-        return StoredVersion(resource_type, resource_id, version_id, now, True, None)
+        return self._noted(StoredVersion(resource_type, resource_id, version_id, now, True, None))
 
     async def history(
         self,
@@ -843,3 +874,66 @@ class ResourceRepository:
                 content=cast(literal(body.decode(), Text), JSONB) if body is not None else null(),
             )
         )
+
+
+# --- A write's AuditEvent, in the write's own transaction ---------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Writes:
+    """What one open transaction of an audited request has written so far."""
+
+    context: AuditContext
+    principal: Principal | None
+    entities: dict[str, None]
+    created: bool
+
+
+# Keyed by the transaction's connection, which lives no longer than its request.
+_WRITES: WeakKeyDictionary[Connection, _Writes] = WeakKeyDictionary()
+
+
+def _note_write(connection: AsyncConnection, context: AuditContext, version: StoredVersion) -> None:
+    sync = connection.sync_connection
+    assert sync is not None
+    writes = _WRITES.get(sync)
+    if writes is None:
+        # Taken now, on the request's own task: the principal is the one whose access allowed the write.
+        access = current_access()
+        writes = _WRITES[sync] = _Writes(context, access.principal if access else None, {}, True)
+    writes.entities[f"{version.resource_type}/{version.id}"] = None
+    writes.created = writes.created and version.created
+
+
+def _record_writes(connection: Connection) -> None:
+    """Before a transaction commits: the AuditEvent of what it wrote for an audited request, one for the
+    transaction (a transaction Bundle's names every resource it wrote), inserted on the same connection so
+    that both commit or neither does."""
+    writes = _WRITES.pop(connection, None)
+    if writes is None:
+        return
+    context = writes.context
+    event = context.event(
+        status=context.write_status(created=writes.created),
+        principal=writes.principal,
+        entities=list(writes.entities),
+    )
+    parameters, _ = _create_parameters(AUDIT_EVENT, new_id(), event, datetime.now(UTC))
+    arguments = _CREATE.arguments(parameters)
+    adapted: Any = connection.connection.dbapi_connection
+    # A synchronous event handler, run inside SQLAlchemy's greenlet: the driver is awaited through it.
+    adapted.run_async(lambda driver: driver.execute(_CREATE.sql, *arguments))
+    # If the COMMIT itself then fails, the interaction raises and the answer is an error, which the API
+    # layer records whatever this says.
+    context.recorded = True
+
+
+def _forget_writes(connection: Connection) -> None:
+    _WRITES.pop(connection, None)
+
+
+def audit_writes_in_their_transaction(engine: AsyncEngine) -> None:
+    """Make every transaction of `engine` that writes for an audited request commit the request's
+    AuditEvent with its writes: no write without its record, no record of a write rolled back."""
+    listen(engine.sync_engine, "commit", _record_writes)
+    listen(engine.sync_engine, "rollback", _forget_writes)

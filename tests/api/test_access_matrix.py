@@ -7,6 +7,7 @@ https://hl7.org/fhir/R4/compartmentdefinition-patient.html, https://hl7.org/fhir
 """
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -146,6 +147,7 @@ def _request(
 async def test_access_matrix(
     anonymous_client: httpx.AsyncClient,
     engine: AsyncEngine,
+    flush_audit: Callable[[], Awaitable[bool]],
     settings: Settings,
     token: str,
     interaction: str,
@@ -158,6 +160,7 @@ async def test_access_matrix(
         )
         assert put.status_code == 201
     goal_id = (await anonymous_client.post("/fhir/Goal", json=_goal(owner), headers=system)).json()["id"]
+    await flush_audit()
     versions, audits = await _count(engine, audit=False), await _count(engine, audit=True)
 
     response = await _request(anonymous_client, interaction, goal_id, owner, _bearer(token, settings))
@@ -177,6 +180,7 @@ async def test_access_matrix(
             assert goal_id not in response.text
     if token.startswith("patient-a") and interaction == "search":
         assert response.json().get("total") == (1 if owner == "a" else 0)
+    await flush_audit()
     assert await _count(engine, audit=True) == audits + 1
     event = await _latest_audit(engine)
     assert event["outcome"] == ("0" if status < 400 else "4")

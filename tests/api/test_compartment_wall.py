@@ -5,7 +5,7 @@ therapist. Every token below either is confined to A or holds no clinical scope 
 anything of B (docs/security.md, "Who sees what"). The generated counterpart is test_noninterference.py.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -219,10 +219,11 @@ async def test_chains_and_has_count_only_what_the_token_may_search(
 
 
 async def test_audit_trail_is_not_probed_through_has_without_an_audit_scope(
-    world: httpx.AsyncClient, token: Token
+    world: httpx.AsyncClient, token: Token, flush_audit: Callable[[], Awaitable[bool]]
 ) -> None:
     probe = "/fhir/Patient?_has:AuditEvent:entity:outcome=0"
     await world.get("/fhir/Patient/a", headers=_auth(token("user/*.rs")))  # leaves an AuditEvent about a
+    await flush_audit()
     without = (await world.get(probe, headers=_auth(token("user/*.rs")))).json()
     assert without["total"] == 0
     auditor = (await world.get(probe, headers=_auth(token("user/*.rs user/AuditEvent.rs")))).json()
@@ -329,15 +330,18 @@ async def _audits(engine: AsyncEngine) -> int:
 
 
 async def test_a_content_search_that_includes_clinical_data_is_audited(
-    world: httpx.AsyncClient, token: Token, engine: AsyncEngine
+    world: httpx.AsyncClient, token: Token, engine: AsyncEngine, flush_audit: Callable[[], Awaitable[bool]]
 ) -> None:
+    await flush_audit()
     before = await _audits(engine)
     await world.get("/fhir/Questionnaire", headers=_auth(token("user/*.rs")))
+    await flush_audit()
     assert await _audits(engine) == before  # reading shared content alone is not recorded
     await world.get(
         "/fhir/Questionnaire?_revinclude=QuestionnaireResponse:questionnaire",
         headers=_auth(token("user/*.rs")),
     )
+    await flush_audit()
     assert await _audits(engine) == before + 1
 
 
