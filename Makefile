@@ -7,7 +7,7 @@ PORT ?= 8080
 DATA_DIR ?= ./.data
 export PORT DATA_DIR
 
-.PHONY: lock run test lint typecheck layers openapi openapi-check pytest install bench bench-search bench-transaction bench-requests clean
+.PHONY: lock run test lint typecheck layers openapi openapi-check pytest install bench bench-search bench-transaction bench-requests profile clean
 
 # The virtualenv is rebuilt whenever the lock file changes.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -67,6 +67,10 @@ bench-transaction: install
 # BENCH_ARGS=--quick checks the setup in about a minute. Figures go to docs/performance.md.
 bench-requests: install
 	$(BIN)/python -m benchmarks.requests $(BENCH_ARGS)
+
+# Where the CPU of a create, a read and a search goes, part by part (cProfile, in-process); not in `make test`.
+profile: install
+	$(BIN)/python -m benchmarks.profile_requests
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
