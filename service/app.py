@@ -126,14 +126,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The Bundle endpoint is `[base]` itself, so it is included with the prefix rather than nested.
     app.include_router(system.router, prefix="/fhir", dependencies=guarded)
     app.include_router(ipt.router, dependencies=[Depends(require_ipt_access), Depends(check_response_format)])
-    fhir = APIRouter(prefix="/fhir", dependencies=guarded)
     # Operations and search come before the instance routes, whose `{resource_id}` would also match
     # `$validate` or `_search`; each type's routes are then grouped, so a request is matched against its
-    # own type's routes only.
+    # own type's routes only, one level below the application's.
     routers = (audit.router, operations.router, apply.router, search.router, resources.build_router())
     for group in grouped_by_first_segment("/fhir", routers):
-        fhir.include_router(group)
-    app.include_router(fhir)
+        app.include_router(group, prefix="/fhir", dependencies=guarded)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
