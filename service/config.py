@@ -37,7 +37,12 @@ class Settings(BaseSettings):
     )
     default_page_size: int = Field(default=20, ge=1, description="Entries per page when _count is absent.")
     max_page_size: int = Field(default=500, ge=1, description="Largest _count honoured.")
-    db_pool_size: int = Field(default=10, ge=1, description="Database connections per worker process.")
+    db_pool_size: int = Field(
+        default=20,
+        ge=1,
+        description="Database connections a worker process keeps open; as many again are opened under load "
+        "and closed after use.",
+    )
     load_content_on_start: bool = Field(
         default=True, description="Load the IPT worksheets, terminology and protocol when the service starts."
     )
