@@ -1,7 +1,8 @@
 """Per-request benchmark (`make bench-requests`): the service against a floor app, in the same run.
 
 The service runs as users run it, with its bearer-token checks and its audit trail (every request below
-writes an AuditEvent), and the IPT content loaded at start. The floor (`benchmarks.floor`) is FastAPI and
+leaves an AuditEvent: a create's in its own transaction, a read's or search's through the buffer), and the
+IPT content loaded at start. The floor (`benchmarks.floor`) is FastAPI and
 asyncpg over one `jsonb` table with no validation, no authorization and no audit: the least the same stack
 does for the same requests. Both get the same request bytes (a ~2.5 kB QuestionnaireResponse to the IPT
 interpersonal inventory, whose subject exists) and the same headers, and run as the same number of
