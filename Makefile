@@ -7,7 +7,7 @@ PORT ?= 8080
 DATA_DIR ?= ./.data
 export PORT DATA_DIR
 
-.PHONY: lock run test lint typecheck layers openapi openapi-check pytest install bench bench-search bench-transaction bench-requests profile clean
+.PHONY: lock run test lint typecheck layers openapi openapi-check pytest install bench bench-search bench-transaction bench-requests bench-soak profile clean
 
 # The virtualenv is rebuilt whenever the lock file changes.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -50,7 +50,7 @@ test: lint typecheck layers openapi-check pytest
 
 # Every benchmark, each beside a baseline (raw SQL, or a floor app) on the same PostgreSQL in the same run
 # (docs/performance.md).
-bench: bench-search bench-transaction bench-requests
+bench: bench-search bench-transaction bench-requests bench-soak
 
 # Loads a fresh database (10,000 patients, 100,000 responses, 20,000 care plans) and times four searches;
 # not part of `make test`. Figures go to docs/performance.md.
@@ -67,6 +67,10 @@ bench-transaction: install
 # BENCH_ARGS=--quick checks the setup in about a minute. Figures go to docs/performance.md.
 bench-requests: install
 	$(BIN)/python -m benchmarks.requests $(BENCH_ARGS)
+
+# One worker's resident memory over 100,000 mixed requests (docs/performance.md); not part of `make test`.
+bench-soak: install
+	$(BIN)/python -m benchmarks.soak
 
 # Where the CPU of a create, a read and a search goes, part by part (cProfile, in-process); not in `make test`.
 profile: install
