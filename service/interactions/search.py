@@ -8,7 +8,8 @@ the stored JSON text. Links: `self` repeats the parameters that were used (ignor
 `first` drops the position, `next` and `previous` carry an opaque keyset cursor (`_cursor`).
 
 `_total`: `accurate` counts the matches on every page, except on a first page that holds all of them, where
-the count is the page itself; `estimate` asks the query planner; `none` leaves `total` out. Without
+the count is the page itself; `estimate` asks the query planner (a token that may not see every row
+searched gets the exact count instead); `none` leaves `total` out. Without
 `_total`, the first page is counted as with `accurate` and the following pages carry no `total`.
 """
 
@@ -191,7 +192,9 @@ async def _run(
         if query.total in ("accurate", "estimate") or (query.total is None and position is None):
             if position is None and not page.more and not only_count:
                 total = len(page.matches)
-            elif query.total == "estimate":
+            elif query.total == "estimate" and not scope.visibility(scope.types, "s"):
+                # Only for a token that sees every row searched: the planner's statistics are taken over all
+                # the rows, so its estimate for one confined to a patient would move with the others' data.
                 total = await estimate_matches(connection, query, scope)
             else:
                 total = await count_matches(connection, query, scope)

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.interactions import search as search_interaction
 from service.storage import search as search_storage
 from service.storage.tables import resource_versions
 from tests.factories import FHIR_JSON, WORKSHEET_URL, patient, practitioner, worksheet
@@ -376,3 +377,21 @@ class TestLastCheck:
         )
         assert response.status_code == 200
         assert {r["id"] for r in _resources(response.json())} == {"goal-a", "plan-a"}
+
+
+@pytest.mark.parametrize("path", ["/fhir/Goal", "/fhir/CareTeam?participant=Practitioner/therapist"])
+async def test_an_estimated_total_is_exact_for_a_confined_token(
+    world: httpx.AsyncClient, token: Token, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """The planner's statistics cover every patient's rows: a confined token gets the count instead."""
+
+    async def planner_guess(*args: object) -> int:
+        return 999
+
+    monkeypatch.setattr(search_interaction, "estimate_matches", planner_guess)
+    separator = "&" if "?" in path else "?"
+    url = f"{path}{separator}_total=estimate&_count=1"
+    mine = await world.get(url, headers=_auth(token("patient/*.rs", patient="a")))
+    assert mine.json()["total"] == 1
+    everyone = await world.get(url, headers=_auth(token("user/*.rs")))
+    assert everyone.json()["total"] == 999
