@@ -27,8 +27,10 @@ from service.config import Settings, get_settings
 from service.interactions.content import load_ipt_content
 from service.interactions.rules import install_standard_write_pipeline
 from service.storage.db import create_engine, ensure_schema_at_head, start_embedded_postgres, upgrade_to_head
+from service.storage.reading import reading
 
 log = logging.getLogger(__name__)
+_PING = text("SELECT 1")
 
 DESCRIPTION = """
 FHIR R4 (4.0.1) service for Interpersonal Psychotherapy (IPT): treatment plans as `CarePlan` with `Goal`,
@@ -110,8 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health", tags=["System"], summary="Liveness and database reachability", operation_id="health")
     async def health(request: Request) -> JSONResponse:
-        async with request.app.state.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with reading(request.app.state.engine) as connection:
+            await connection.execute(_PING)
         return JSONResponse({"status": "ok"})
 
     # Every request is matched against the routes in order, one by one, and the per-type FHIR routes are
