@@ -54,21 +54,3 @@ def _is_v2(permissions: str) -> bool:
 
 def parse_scopes(text: str) -> tuple[Scope, ...]:
     return tuple(scope for part in text.split() if (scope := parse_scope(part)) is not None)
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """What a token may do for one resource type and permission, and within which patient, if any."""
-
-    allowed: bool
-    patient_only: bool = False
-
-
-def decide(scopes: tuple[Scope, ...], resource_type: str, permission: Permission) -> Grant:
-    """The widest grant among `scopes`: a `user/` or `system/` scope beats a `patient/` one."""
-    matching = [scope for scope in scopes if scope.allows(resource_type, permission)]
-    if not matching:
-        return Grant(allowed=False)
-    if any(scope.context != "patient" for scope in matching):
-        return Grant(allowed=True)
-    return Grant(allowed=True, patient_only=True)

@@ -46,13 +46,7 @@ def _unreachable(error: BaseException) -> bool:
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, OSError | asyncio.TimeoutError | sa_exc.TimeoutError):
-            return True
-        if type(current).__name__ in (
-            "ConnectionDoesNotExistError",
-            "InterfaceError",
-            "CannotConnectNowError",
-        ):
+        if isinstance(current, _UNREACHABLE):
             return True
         current = current.__cause__ or current.__context__
     return False
