@@ -32,6 +32,8 @@ PARTS = (
     ("service/fhir/scopes", "auth (token, scopes)"),
     ("jwt/", "auth (token, scopes)"),
     ("cachetools", "auth (token, scopes)"),
+    ("service/api/dispatch", "dispatch (endpoint table)"),
+    ("service/fhir/endpoints", "dispatch (endpoint table)"),
     ("service/api/audit", "audit"),
     ("service/fhir/audit", "audit"),
     ("service/interactions/audit", "audit"),

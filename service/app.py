@@ -7,22 +7,23 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
 from service.api import handlers
 from service.api.access_log import AccessLog
 from service.api.audit import AuditBuffer, AuditTrail
-from service.api.dispatch import grouped_by_first_segment
+from service.api.dispatch import EndpointRoutes
 from service.api.headers import ProtectiveHeaders
 from service.api.logs import quiet_server_logs
 from service.api.negotiation import check_response_format
-from service.api.openapi_docs import component_schemas, document_security
+from service.api.openapi_docs import component_schemas, document_format, document_security
 from service.api.routes import apply, audit, ipt, metadata, operations, resources, search, system, well_known
-from service.api.security import TokenVerifier, require_fhir_access, require_ipt_access
+from service.api.security import TokenVerifier, check_access
 from service.config import Settings, get_settings
 from service.interactions.content import load_ipt_content
 from service.interactions.rules import install_standard_write_pipeline
@@ -116,36 +117,46 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await connection.execute(_PING)
         return JSONResponse({"status": "ok"})
 
-    # Every request is matched against the routes in order, one by one, and the per-type FHIR routes are
-    # two hundred of them: everything else comes first. Only the FHIR routes overlap one another.
-    public = APIRouter(prefix="/fhir", dependencies=[Depends(check_response_format)])
-    public.include_router(metadata.router)
-    app.include_router(public)
     app.include_router(well_known.router)
-
-    # Deny by default: every other FHIR route needs a bearer token whose scopes allow the request.
-    guarded = [Depends(require_fhir_access), Depends(check_response_format)]
-    # The Bundle endpoint is `[base]` itself, so it is included with the prefix rather than nested.
-    app.include_router(system.router, prefix="/fhir", dependencies=guarded)
-    app.include_router(ipt.router, dependencies=[Depends(require_ipt_access), Depends(check_response_format)])
-    # Operations and search come before the instance routes, whose `{resource_id}` would also match
-    # `$validate` or `_search`; each type's routes are then grouped, so a request is matched against its
-    # own type's routes only, one level below the application's.
-    routers = (audit.router, operations.router, apply.router, search.router, resources.build_router())
-    for group in grouped_by_first_segment("/fhir", routers):
-        app.include_router(group, prefix="/fhir", dependencies=guarded)
+    # Everything under /fhir and /ipt is found in the endpoint table, and reached through its entry only:
+    # these routes are bound to the entries, not added to the router one by one.
+    fhir_routes = routes_of(
+        metadata.router,
+        system.router,
+        audit.router,
+        operations.router,
+        apply.router,
+        search.router,
+        resources.build_router(),
+    )
+    ipt_routes = routes_of(ipt.router)
+    checks = (check_response_format,)
+    app.router.routes.append(EndpointRoutes("/fhir", fhir_routes, check_access, checks))
+    app.router.routes.append(EndpointRoutes("/ipt", ipt_routes, check_access, checks))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             from fastapi.openapi.utils import get_openapi
 
             schema = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=[*app.routes, *fhir_routes, *ipt_routes],
             )
             schema.setdefault("components", {}).setdefault("schemas", {}).update(component_schemas())
+            document_format(schema)
             document_security(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def routes_of(*routers: APIRouter) -> list[APIRoute]:
+    routes = [route for router in routers for route in router.routes]
+    for route in routes:
+        if not isinstance(route, APIRoute):
+            raise TypeError(f"only API routes are bound to endpoints, not {route!r}")
+    return [route for route in routes if isinstance(route, APIRoute)]

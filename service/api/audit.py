@@ -20,16 +20,17 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.dispatch import request_match
 from service.api.logs import printable, redacted_traceback
+from service.fhir.access import AUDIT_EVENT
 from service.fhir.audit import AuditContext, reset_audit_context, set_audit_context
-from service.fhir.authorization import IPT_PLAN_TYPES, needs_for_fhir
+from service.fhir.authorization import needs_for
+from service.fhir.endpoints import Matched, NotAllowed
 from service.fhir.registry import RESOURCES
 from service.interactions.audit import write_audit_events
 from service.storage.repository import new_id
 
 log = logging.getLogger(__name__)
-
-_UNAUDITED = ("/fhir/metadata", "/fhir/AuditEvent")
 
 
 def _touches_clinical_data(types: set[str]) -> bool:
@@ -45,16 +46,16 @@ def _touches_clinical_data(types: set[str]) -> bool:
 _REACHING_PARAMETERS = ("_include", "_revinclude", "_has")
 
 
-def _follows_references(request: Request) -> bool:
+def _follows_references(matched: Matched, request: Request) -> bool:
     # A POSTed search carries its parameters in the body, unread here: record it whatever they are.
-    if request.url.path.endswith("/_search"):
+    if matched.endpoint.interaction == "search-type" and matched.endpoint.method == "POST":
         return True
     return any(name.startswith(_REACHING_PARAMETERS) or "." in name for name in request.query_params)
 
 
-def _entities(segments: list[str], location: str) -> list[str]:
-    if len(segments) >= 2 and not segments[1].startswith(("_", "$")):
-        return [f"{segments[0]}/{segments[1]}"]
+def _entities(found: Matched | NotAllowed | None, location: str) -> list[str]:
+    if isinstance(found, Matched) and found.resource_id is not None:
+        return [f"{found.endpoint.resource_type}/{found.resource_id}"]
     if "/_history/" in location:
         parts = location.split("/_history/", 1)[0].rsplit("/", 2)
         return [f"{parts[-2]}/{parts[-1]}"]
@@ -74,12 +75,14 @@ class AuditTrail:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith(("/fhir", "/ipt")) or path.startswith(_UNAUDITED):
+        if scope["type"] != "http" or not path.startswith(("/fhir", "/ipt")):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        found: Matched | NotAllowed | None = None
         try:
-            context = _context(request)
+            found = request_match(scope)
+            context = _context(request, found)
         except Exception as exc:
             # Not a reason to answer without a record: the request is recorded with what its path says.
             log.error(
@@ -88,9 +91,9 @@ class AuditTrail:
                 printable(path),
                 redacted_traceback(exc),
             )
-            segments = [part for part in path.split("/") if part][1:]
+            interaction = found.endpoint.interaction if isinstance(found, Matched) else None
             context = AuditContext(
-                method=scope["method"], path=path, segments=segments, query="", address=None
+                method=scope["method"], path=path, interaction=interaction, query="", address=None
             )
         if context is None:
             await self.app(scope, receive, send)
@@ -103,7 +106,7 @@ class AuditTrail:
                     try:
                         location = Headers(raw=message.get("headers", [])).get("location", "")
                         principal = getattr(request.state, "principal", None)
-                        entities = _entities(context.segments, location)
+                        entities = _entities(found, location)
                         buffer: AuditBuffer = request.app.state.audit_buffer
                         buffer.add(context.event(status=status, principal=principal, entities=entities))
                     except Exception as exc:
@@ -122,22 +125,23 @@ class AuditTrail:
             reset_audit_context(token)
 
 
-def _context(request: Request) -> AuditContext | None:
-    """The request's AuditContext, or None for a request that is not audited."""
-    path = request.url.path
-    if path.startswith("/ipt"):
-        parts = [p for p in path[len("/ipt") :].split("/") if p]
-        segments = ["CarePlan", *parts[1:]] if parts else ["CarePlan"]
-        types = set(IPT_PLAN_TYPES)
-    else:
-        segments = [p for p in path[len("/fhir") :].split("/") if p]
-        types = {need.resource_type for need in needs_for_fhir(request.method, segments)} or {"Bundle"}
-    if not _touches_clinical_data(types) and not _follows_references(request):
-        return None
+def _context(request: Request, found: Matched | NotAllowed | None) -> AuditContext | None:
+    """The request's AuditContext, or None for a request that is not audited: the CapabilityStatement, the
+    audit trail itself, and reads of shared content that reach no clinical data. A request that matches no
+    endpoint is recorded, as a probe."""
+    interaction: str | None = None
+    if isinstance(found, Matched):
+        endpoint = found.endpoint
+        if endpoint.public or endpoint.resource_type == AUDIT_EVENT:
+            return None
+        interaction = endpoint.interaction
+        types = {need.resource_type for need in needs_for(endpoint)} or {"Bundle"}
+        if not _touches_clinical_data(types) and not _follows_references(found, request):
+            return None
     return AuditContext(
         method=request.method,
-        path=path,
-        segments=segments,
+        path=request.url.path,
+        interaction=interaction,
         query=request.url.query,
         address=request.client.host if request.client else None,
     )

@@ -1,8 +1,7 @@
 """Content negotiation: JSON in, FHIR JSON out (https://hl7.org/fhir/R4/http.html#mime-type)."""
 
-from typing import Annotated
-
-from fastapi import Query, Request
+from fastapi import Request
+from starlette.types import Scope
 
 from service.errors import Issue, NotAcceptable, UnsupportedMediaType
 
@@ -32,18 +31,19 @@ def _media_types(header: str) -> list[tuple[str, float]]:
     return types
 
 
-# async, though it awaits nothing: FastAPI would run a plain `def` dependency in its thread pool.
-async def check_response_format(
-    request: Request,
-    format_: Annotated[
-        str | None,
-        Query(
-            alias="_format",
-            description="Overrides the Accept header: `json`, `application/json` or `application/fhir+json`.",
-        ),
-    ] = None,
-) -> None:
-    """Refuse (406) a request that will only take a format other than JSON."""
+FORMAT_PARAMETER = {
+    "name": "_format",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Overrides the Accept header: `json`, `application/json` or `application/fhir+json`.",
+}
+
+
+def check_response_format(scope: Scope) -> None:
+    """Refuse (406) a request that will only take a format other than JSON (`_format`, or else `Accept`)."""
+    request = Request(scope)
+    format_ = request.query_params.get("_format")
     if format_ is not None:
         if format_.strip().lower() not in _FORMAT_ALIASES:
             raise NotAcceptable(

@@ -10,6 +10,7 @@ from importlib import resources
 from typing import Any
 
 from mappings.domain import TreatmentPlan
+from service.api.negotiation import FORMAT_PARAMETER
 from service.fhir.examples import EXAMPLES
 from service.fhir.registry import RESOURCE_DEFINITIONS
 
@@ -196,6 +197,18 @@ def component_schemas() -> dict[str, Any]:
 
 
 _PUBLIC_PATHS = ("/fhir/metadata", "/.well-known/smart-configuration", "/health")
+
+
+def document_format(schema: dict[str, Any]) -> None:
+    """Declare `_format` on every operation under /fhir and /ipt, whose format check
+    (`service.api.negotiation.check_response_format`) runs before the route."""
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith(("/fhir", "/ipt")):
+            continue
+        for operation in operations.values():
+            parameters = operation.setdefault("parameters", [])
+            position = sum(1 for parameter in parameters if parameter.get("in") == "path")
+            parameters.insert(position, dict(FORMAT_PARAMETER))
 
 
 def document_security(schema: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Bearer tokens: verification, the development signing key, and the dependency that guards every route.
+"""Bearer tokens: verification, the development signing key, and the access check of every endpoint.
 
 Production keys come from a JWKS (a file, or a URL whose keys are cached and re-fetched when an unknown key
 id appears, which is how rotation reaches us). Local development signs HS256 with a secret generated once
@@ -18,11 +18,13 @@ import orjson
 from cachetools import TLRUCache
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Message, Receive, Scope
 
 from service.config import Settings
 from service.errors import BadRequest, Issue, Unauthorized
 from service.fhir.access import Principal, set_access
-from service.fhir.authorization import authorize, needs_for_fhir, needs_for_ipt, searched_types
+from service.fhir.authorization import authorize, needs_for, searched_types
+from service.fhir.endpoints import Matched
 from service.fhir.parsing import is_valid_id, loads
 from service.fhir.scopes import parse_scopes
 
@@ -199,28 +201,43 @@ async def _verify(request: Request) -> Principal:
     return principal
 
 
-async def require_fhir_access(request: Request) -> None:
-    """Guard of every `/fhir` route but the CapabilityStatement."""
+async def check_access(scope: Scope, matched: Matched, receive: Receive) -> Receive:
+    """The access check of every endpoint but the CapabilityStatement: the token, then what the request's
+    entry in the endpoint table needs of its scopes. Returns the `receive` the route reads the body from
+    (a Bundle's is read here, since what it needs depends on its entries)."""
     set_access(None)
+    request = Request(scope, receive)
     principal = await _verify(request)
     request.state.principal = principal
-    prefix = len("/fhir")
-    segments = [s for s in request.url.path[prefix:].split("/") if s]
+    endpoint = matched.endpoint
     body: Any = None
-    if not segments and request.method == "POST":
+    if endpoint.interaction == "transaction":
+        raw = await request.body()
         try:
-            body = loads(await request.body())
+            body = loads(raw)
         except (orjson.JSONDecodeError, BadRequest):
             body = None  # the route answers 400 for the broken body
-        # What a Bundle needs depends on its entries; the route takes the parsed body from here.
+        # The route takes the parsed body from here.
         request.state.json_body = body
-    types = searched_types(request.query_params.multi_items()) if not segments else None
-    set_access(authorize(principal, needs_for_fhir(request.method, segments, body, types)))
+        receive = _replaying(raw, receive)
+    types = (
+        searched_types(request.query_params.multi_items())
+        if endpoint.interaction == "search-system"
+        else None
+    )
+    set_access(authorize(principal, needs_for(endpoint, body=body, searched_types=types)))
+    return receive
 
 
-async def require_ipt_access(request: Request) -> None:
-    """Guard of every `/ipt` route."""
-    set_access(None)
-    principal = await _verify(request)
-    request.state.principal = principal
-    set_access(authorize(principal, needs_for_ipt(request.method)))
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the body already read once, then what the connection sends (a disconnect)."""
+    given = False
+
+    async def replay() -> Message:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay

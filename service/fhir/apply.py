@@ -60,7 +60,7 @@ from mappings.plan_fhir import coding, put_if, security_meta
 from mappings.plan_goals import goal_to_fhir
 from service.errors import Issue, Unprocessable
 
-__all__ = ["APPLY_OPERATION", "CARE_TEAM_ID", "applies", "apply_plan_definition", "goal_contained_id"]
+__all__ = ["CARE_TEAM_ID", "applies", "apply_plan_definition", "goal_contained_id"]
 
 Json = dict[str, Any]
 
@@ -396,13 +396,3 @@ def _categories(focus: str | None) -> list[Json]:
             }
         )
     return categories
-
-
-# The CapabilityStatement's entry for this operation (`CapabilityStatement.rest.resource.operation`).
-APPLY_OPERATION: dict[str, str] = {
-    "name": "apply",
-    "definition": "http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply",
-    "documentation": "A draft CarePlan (status draft, intent proposal) of the IPT protocol for subject, with "
-    "the techniques and worksheets that suit the problem area given as focus; returned, not stored. "
-    "Inputs: planDefinition (type level), subject, practitioner, focus, condition.",
-}

@@ -38,32 +38,11 @@ def _text(value: str) -> str:
     return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), value)
 
 
-def interaction_code(method: str, segments: list[str]) -> str:
-    """The restful-interaction code for a request on `/fhir/<segments…>` (or `/ipt/…`)."""
-    method = method.upper()
-    if not segments:
-        return "transaction" if method == "POST" else "search-system"
-    if segments[0] == "_history":
-        return "history-system"
-    rest = segments[1:]
-    if any(part.startswith("$") for part in rest):
-        return "operation"
-    if not rest or rest[0] == "_search":
-        return {"GET": "search-type", "POST": "create", "PUT": "update", "DELETE": "delete"}.get(
-            method, "search-type"
-        )
-    if rest[0] == "_history":
-        return "history-type"
-    if len(rest) > 1:
-        return "vread" if len(rest) > 2 else "history-instance"
-    return {"GET": "read", "PUT": "update", "DELETE": "delete", "PATCH": "patch"}.get(method, "read")
-
-
 def audit_event(
     *,
     method: str,
     path: str,
-    segments: list[str],
+    interaction: str | None,
     query: str,
     status: int,
     principal: Principal | None,
@@ -71,11 +50,11 @@ def audit_event(
     entities: list[str],
     recorded: datetime | None = None,
 ) -> dict[str, Any]:
-    """An AuditEvent for one request; `entities` are the `Type/id` references it touched.
+    """An AuditEvent for one request; `interaction` is the restful-interaction code of the endpoint it
+    matched (None for a request that matched none), `entities` are the `Type/id` references it touched.
 
     Everything but the query (kept in base64) comes from the request as sent or from the token, so each
     text goes through `_text`."""
-    code = interaction_code(method, segments)
     outcome = "0" if status < 400 else ("4" if status < 500 else "8")
     agent: dict[str, Any] = {
         "type": {
@@ -96,19 +75,20 @@ def audit_event(
     if address:
         agent["network"] = {"address": _text(address), "type": "2"}
     entity: list[dict[str, Any]] = [{"what": {"reference": _text(reference)}} for reference in entities]
-    if query:
-        entity.append(
-            {
-                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
-                "description": _text(path),
-                "query": base64.b64encode(query.encode()).decode(),
-            }
-        )
+    # The path is kept with a search's query, and for a request that matched no endpoint (a probe), which
+    # names nothing else.
+    if query or interaction is None:
+        requested: dict[str, Any] = {
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
+            "description": _text(path),
+        }
+        if query:
+            requested["query"] = base64.b64encode(query.encode()).decode()
+        entity.append(requested)
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "type": _REST,
-        "subtype": [{"system": _INTERACTION_SYSTEM, "code": code}],
-        "action": "E" if code in ("operation", "transaction") else _ACTION.get(method.upper(), "E"),
+        "action": "E" if interaction in ("operation", "transaction") else _ACTION.get(method.upper(), "E"),
         "recorded": (recorded or datetime.now(UTC)).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "outcome": outcome,
         "outcomeDesc": f"HTTP {status}",
@@ -118,6 +98,8 @@ def audit_event(
             "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4"}],
         },
     }
+    if interaction is not None:
+        event["subtype"] = [{"system": _INTERACTION_SYSTEM, "code": interaction}]
     if entity:
         event["entity"] = entity
     return event
@@ -129,7 +111,8 @@ class AuditContext:
 
     method: str
     path: str
-    segments: list[str]
+    # The restful-interaction code of the endpoint the request matched; None when it matched none.
+    interaction: str | None
     query: str
     address: str | None
     # Set when a transaction of the request commits the request's AuditEvent with its writes: a successful
@@ -140,7 +123,7 @@ class AuditContext:
         return audit_event(
             method=self.method,
             path=self.path,
-            segments=self.segments,
+            interaction=self.interaction,
             query=self.query,
             status=status,
             principal=principal,
@@ -151,10 +134,9 @@ class AuditContext:
     def write_status(self, *, created: bool) -> int:
         """The status a successful write of this request answers: 201 for a create (a PUT that creates
         too), 204 for a delete, 200 for any other (an update, a PATCH, a Bundle, an operation)."""
-        code = interaction_code(self.method, self.segments)
-        if code == "delete":
+        if self.interaction == "delete":
             return 204
-        return 201 if created and code in ("create", "update") else 200
+        return 201 if created and self.interaction in ("create", "update") else 200
 
 
 _current: ContextVar[AuditContext | None] = ContextVar("ipt_fhir_audit", default=None)

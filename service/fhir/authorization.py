@@ -1,7 +1,7 @@
 """Which SMART permissions a FHIR request needs, and whether a token's scopes give them.
 
-Read from the request line alone (and, for a Bundle, from each entry's `request`), so every route is covered
-by one rule, including routes added later. https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html
+Read from the request's entry in the endpoint table (and, for a Bundle, from each entry's `request`, found in
+the same table), so every route is covered by one rule, including routes added later. https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 from service.errors import Forbidden, Issue
 from service.fhir.access import AUDIT_EVENT, Access, Principal
+from service.fhir.endpoints import Endpoint, Matched, match
 from service.fhir.registry import RESOURCES
 from service.fhir.scopes import Permission
 
@@ -26,48 +27,47 @@ class Need:
     permission: Permission
 
 
-def needs_for_fhir(
-    method: str, segments: list[str], body: Any = None, searched_types: list[str] | None = None
-) -> list[Need]:
-    """The permissions a request on `/fhir/<segments…>` needs; a system search names its types."""
-    method = method.upper()
-    if not segments:
-        if method == "POST":
-            return _bundle_needs(body)
-        return [Need(t, "s") for t in searched_types or RESOURCES]  # system search
-    if segments[0] == "_history":
+def needs_for(endpoint: Endpoint, *, body: Any = None, searched_types: list[str] | None = None) -> list[Need]:
+    """The permissions a request matched to `endpoint` needs; a Bundle's depend on its entries, a system
+    search's on the types it names."""
+    if endpoint.api == "ipt":
+        reading = endpoint.method in ("GET", "HEAD")
+        permissions: tuple[Permission, ...] = ("r", "s") if reading else ("c", "u")
+        return [Need(t, p) for t in IPT_PLAN_TYPES for p in permissions]
+    interaction = endpoint.interaction
+    if interaction == "capabilities":
+        return []
+    if interaction == "transaction":
+        return _bundle_needs(body)
+    if interaction == "search-system":
+        return [Need(t, "s") for t in searched_types or RESOURCES]
+    if interaction == "history-system":
         return [Need(t, "r") for t in RESOURCES]
-    resource_type, rest = segments[0], segments[1:]
-    if not rest:
-        return [Need(resource_type, _TYPE_LEVEL.get(method, "r"))]
-    if rest[0] == "_search":
-        return [Need(resource_type, "s")]
-    if rest[0] == "_history":
-        return [Need(resource_type, "r")]
-    if rest[0].startswith("$"):
-        return _operation_needs(resource_type, rest[0])
-    if len(rest) > 1 and rest[1].startswith("$"):
-        return _operation_needs(resource_type, rest[1])
-    if len(rest) > 1:
-        return [Need(resource_type, "r")]  # instance history and vread
-    return [Need(resource_type, _INSTANCE_LEVEL.get(method, "r"))]
+    assert endpoint.resource_type is not None, endpoint
+    if endpoint.operation_code is not None:
+        return _operation_needs(endpoint.resource_type, endpoint.operation_code)
+    return [Need(endpoint.resource_type, _INTERACTION_PERMISSION[interaction])]
 
 
-def needs_for_ipt(method: str) -> list[Need]:
-    permissions: tuple[Permission, ...] = ("r", "s") if method.upper() in ("GET", "HEAD") else ("c", "u")
-    return [Need(t, p) for t in IPT_PLAN_TYPES for p in permissions]
-
-
-_TYPE_LEVEL: dict[str, Permission] = {
-    "GET": "s",
-    "HEAD": "s",
+_INTERACTION_PERMISSION: dict[str, Permission] = {
+    "read": "r",
+    "vread": "r",
+    "history-instance": "r",
+    "history-type": "r",
+    "search-type": "s",
+    "create": "c",
+    "update": "u",
+    "patch": "u",
+    "delete": "d",
+}
+_ENTRY_METHOD: dict[str, Permission] = {
+    "GET": "r",
+    "HEAD": "r",
     "POST": "c",
     "PUT": "u",
-    "DELETE": "d",
     "PATCH": "u",
+    "DELETE": "d",
 }
-_INSTANCE_LEVEL: dict[str, Permission] = {"GET": "r", "HEAD": "r", "PUT": "u", "DELETE": "d", "PATCH": "u"}
-_ENTRY_METHOD: dict[str, Permission] = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}
 
 
 # What an operation reads of patient data besides its own type: $populate reads the subject and its
@@ -89,6 +89,8 @@ def _operation_needs(resource_type: str, operation: str) -> list[Need]:
 
 
 def _bundle_needs(body: Any) -> list[Need]:
+    """What each entry's request needs, found in the same table as a request's; an entry the table does not
+    know needs what its method does on the type it names (the transaction then refuses it)."""
     entries = body.get("entry") if isinstance(body, dict) else None
     needs: list[Need] = []
     for entry in entries if isinstance(entries, list) else []:
@@ -96,13 +98,16 @@ def _bundle_needs(body: Any) -> list[Need]:
         if not isinstance(request, dict):
             continue
         method = str(request.get("method", "")).upper()
-        url = str(request.get("url", "")).split("?", 1)[0].strip("/")
-        segments = [s for s in url.split("/") if s]
+        if method not in _ENTRY_METHOD:
+            continue
+        path = "/" + str(request.get("url", "")).split("?", 1)[0].strip("/")
+        segments = [s for s in path.split("/") if s]
         if not segments:
             continue
-        if method == "GET":
-            needs.extend(needs_for_fhir("GET", segments))
-        elif method in _ENTRY_METHOD:
+        found = match(method, "/fhir/" + "/".join(segments))
+        if isinstance(found, Matched) and found.endpoint.resource_type is not None:
+            needs.extend(needs_for(found.endpoint))
+        else:
             needs.append(Need(segments[0], _ENTRY_METHOD[method]))
     return needs
 

@@ -18,8 +18,10 @@ class OperationSpec:
     definition: str
     documentation: str
     resource_types: tuple[str, ...] = ()
-    type_level: bool = True
-    instance_level: bool = True
+    # The methods it answers at `[type]/$name` and at `[type]/[id]/$name` (none: not at that level). An
+    # operation that changes nothing may be invoked with GET as well (https://hl7.org/fhir/R4/operations.html).
+    type_methods: tuple[str, ...] = ("POST",)
+    instance_methods: tuple[str, ...] = ("POST",)
 
     def applies_to(self, resource_type: str) -> bool:
         return not self.resource_types or resource_type in self.resource_types
@@ -44,9 +46,20 @@ EXTRACT: Final = OperationSpec(
     "The Observations a completed response yields (observation-based extraction, such as the PHQ-9 "
     "total score), as a transaction Bundle; nothing is stored.",
     resource_types=("QuestionnaireResponse",),
+    instance_methods=("GET", "POST"),
+)
+APPLY: Final = OperationSpec(
+    "apply",
+    "http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply",
+    "A draft CarePlan (status draft, intent proposal) of the IPT protocol for subject, with the techniques "
+    "and worksheets that suit the problem area given as focus; returned, not stored. Inputs: "
+    "planDefinition (type level), subject, practitioner, focus, condition.",
+    resource_types=("PlanDefinition",),
+    type_methods=("POST", "GET"),
+    instance_methods=("POST", "GET"),
 )
 
-OPERATIONS: Final[tuple[OperationSpec, ...]] = (VALIDATE, POPULATE, EXTRACT)
+OPERATIONS: Final[tuple[OperationSpec, ...]] = (VALIDATE, POPULATE, EXTRACT, APPLY)
 
 
 def operations_for(resource_type: str) -> list[OperationSpec]:

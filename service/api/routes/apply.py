@@ -17,7 +17,7 @@ from service.errors import Issue, PayloadTooLarge
 from service.fhir.parsing import parse_json
 from service.operations.apply import ApplyInputs, apply, inputs_from_parameters, inputs_from_query
 
-router = APIRouter(tags=["PlanDefinition"])
+router = APIRouter(prefix="/fhir", tags=["PlanDefinition"])
 
 _PLAN_DEFINITION = "http://example.org/fhir/ipt/PlanDefinition/ipt-depression|1.0.0"
 _DESCRIPTION = (

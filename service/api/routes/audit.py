@@ -14,7 +14,7 @@ from service.api.responses import json_response, version_headers
 from service.interactions.read import read_resource
 from service.interactions.search import SearchOptions, search_type
 
-router = APIRouter()
+router = APIRouter(prefix="/fhir")
 
 
 @router.get(

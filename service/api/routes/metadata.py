@@ -10,7 +10,7 @@ from service.api.openapi_docs import error_responses, resource_response
 from service.api.responses import json_response
 from service.fhir.capability import capability_statement
 
-router = APIRouter()
+router = APIRouter(prefix="/fhir")
 _STARTED = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 

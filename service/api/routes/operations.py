@@ -325,7 +325,7 @@ def _add_extract(router: APIRouter) -> None:
 
 
 def build_router() -> APIRouter:
-    operations = APIRouter()
+    operations = APIRouter(prefix="/fhir")
     for spec in RESOURCE_DEFINITIONS:
         if VALIDATE.applies_to(spec.name):
             _add_validate(operations, spec.name)

@@ -480,7 +480,7 @@ def _deleted(deleted: StoredVersion, name: str, prefer: str | None) -> Response:
 
 
 def build_router() -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(prefix="/fhir")
 
     @router.get(
         "/_history",

@@ -175,7 +175,7 @@ def _add_type_routes(router: APIRouter, name: str) -> None:
 
 
 def build_router() -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(prefix="/fhir")
     for spec in RESOURCE_DEFINITIONS:
         _add_type_routes(router, spec.name)
     return router

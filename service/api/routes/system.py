@@ -52,7 +52,7 @@ that no two entries change the same resource.
 """
 
 
-router = APIRouter()
+router = APIRouter(prefix="/fhir")
 
 
 @router.post(
