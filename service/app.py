@@ -1,6 +1,7 @@
 """The application factory: `uvicorn service.app:create_app --factory`."""
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -73,6 +74,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             capacity=settings.audit_buffer_max_events,
         )
         audit_buffer.start()
+        # What start-up built (modules, the R4 models' classes, the loaded content) lives as long as the
+        # process: kept out of the collector's reach, it is not walked again by every full collection; and
+        # the collector runs after 20,000 new container objects rather than 700, so that what a request
+        # frees by itself is not traversed first. Collections were 7-10 % of a worker's CPU under load.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 10, 10)
         try:
             yield
         finally:
@@ -131,8 +139,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     ipt_routes = routes_of(ipt.router)
     checks = (check_response_format,)
-    app.router.routes.append(EndpointRoutes("/fhir", fhir_routes, check_access, checks))
-    app.router.routes.append(EndpointRoutes("/ipt", ipt_routes, check_access, checks))
+    # First among the application's routes: a FHIR request then tries no other.
+    app.router.routes[:0] = [
+        EndpointRoutes("/fhir", fhir_routes, check_access, checks),
+        EndpointRoutes("/ipt", ipt_routes, check_access, checks),
+    ]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
