@@ -1,34 +1,28 @@
-"""Request-scoped dependencies, as `Annotated` aliases the routes declare.
+"""What a route needs of the application, as plain calls on its request.
 
-They are `async` though none awaits anything: FastAPI runs a plain `def` dependency in its thread pool, a
-thread hand-off on every request for a few attribute reads.
+Not FastAPI dependencies: resolving a dependency costs every request a walk of the route's dependency
+tree and an awaited call each, for what is one attribute read.
 """
 
-from typing import Annotated
-
-from fastapi import Depends, Request
+from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.config import Settings
 
 
-async def get_engine(request: Request) -> AsyncEngine:
+def engine_of(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
-async def get_settings(request: Request) -> Settings:
+def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-async def get_base_url(request: Request) -> str:
-    settings: Settings = request.app.state.settings
+def base_url_of(request: Request) -> str:
+    """The FHIR base URL: the configured one, or the one the request was sent to."""
+    settings = settings_of(request)
     if settings.base_url:
         return settings.base_url.rstrip("/")
     return f"{str(request.base_url).rstrip('/')}/fhir"
-
-
-Engine = Annotated[AsyncEngine, Depends(get_engine)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-BaseUrl = Annotated[str, Depends(get_base_url)]

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from service.api.deps import Engine, SettingsDep
+from service.api.deps import engine_of, settings_of
 from service.api.negotiation import FHIR_JSON, check_request_format
 from service.api.openapi_docs import error_responses
 from service.api.responses import json_response
@@ -119,7 +119,9 @@ async def _inputs(request: Request, limit: int) -> ApplyInputs:
     responses={**_OK, **error_responses(400, 404, 406, 413, 415, 422)},
     response_class=Response,
 )
-async def apply_type(request: Request, engine: Engine, settings: SettingsDep) -> Response:
+async def apply_type(request: Request) -> Response:
+    engine = engine_of(request)
+    settings = settings_of(request)
     return json_response(await apply(engine, await _inputs(request, settings.max_body_bytes)))
 
 
@@ -133,13 +135,13 @@ async def apply_type(request: Request, engine: Engine, settings: SettingsDep) ->
 )
 async def apply_type_get(
     request: Request,
-    engine: Engine,
     plan_definition: Canonical,
     subject: Subject,
     practitioner: Practitioner = None,
     focus: Focus = None,
     condition: Condition = None,
 ) -> Response:
+    engine = engine_of(request)
     inputs = inputs_from_query(list(request.query_params.multi_items()))
     return json_response(await apply(engine, inputs))
 
@@ -153,9 +155,9 @@ async def apply_type_get(
     responses={**_OK, **error_responses(400, 404, 406, 410, 413, 415, 422)},
     response_class=Response,
 )
-async def apply_instance(
-    resource_id: PlanDefinitionId, request: Request, engine: Engine, settings: SettingsDep
-) -> Response:
+async def apply_instance(resource_id: PlanDefinitionId, request: Request) -> Response:
+    engine = engine_of(request)
+    settings = settings_of(request)
     inputs = await _inputs(request, settings.max_body_bytes)
     return json_response(await apply(engine, inputs, plan_definition_id=resource_id))
 
@@ -171,11 +173,11 @@ async def apply_instance(
 async def apply_instance_get(
     resource_id: PlanDefinitionId,
     request: Request,
-    engine: Engine,
     subject: Subject,
     practitioner: Practitioner = None,
     focus: Focus = None,
     condition: Condition = None,
 ) -> Response:
+    engine = engine_of(request)
     inputs = inputs_from_query(list(request.query_params.multi_items()))
     return json_response(await apply(engine, inputs, plan_definition_id=resource_id))

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
-from service.api.deps import BaseUrl, Engine, SettingsDep
+from service.api.deps import base_url_of, engine_of, settings_of
 from service.api.openapi_docs import bundle_response, error_responses, resource_response
 from service.api.responses import json_response, version_headers
 from service.interactions.read import read_resource
@@ -27,9 +27,10 @@ router = APIRouter(prefix="/fhir")
     responses={**bundle_response("searchset"), **error_responses(400, 406)},
     response_class=Response,
 )
-async def search_audit(
-    request: Request, engine: Engine, settings: SettingsDep, base_url: BaseUrl
-) -> Response:
+async def search_audit(request: Request) -> Response:
+    engine = engine_of(request)
+    settings = settings_of(request)
+    base_url = base_url_of(request)
     options = SearchOptions(
         base_url=base_url,
         strict=False,
@@ -49,8 +50,10 @@ async def search_audit(
     response_class=Response,
 )
 async def read_audit(
-    resource_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$")], engine: Engine, base_url: BaseUrl
+    request: Request, resource_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
 ) -> Response:
+    engine = engine_of(request)
+    base_url = base_url_of(request)
     stored = await read_resource(engine, "AuditEvent", resource_id)
     assert stored.content is not None
     return json_response(stored.content, headers=version_headers(stored, base_url=base_url))

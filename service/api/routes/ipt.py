@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from service.api.deps import BaseUrl, Engine, SettingsDep
+from service.api.deps import base_url_of, engine_of, settings_of
 from service.api.negotiation import check_request_format
 from service.api.openapi_docs import (
     TREATMENT_PLAN_LIST_SCHEMA,
@@ -97,7 +97,9 @@ def _location(request: Request, plan_id: str) -> str:
     },
     response_class=Response,
 )
-async def from_careplan(request: Request, engine: Engine, settings: SettingsDep) -> Response:
+async def from_careplan(request: Request) -> Response:
+    engine = engine_of(request)
+    settings = settings_of(request)
     payload = await _read_json(request, settings.max_body_bytes, "CarePlan")
     if not isinstance(payload, dict):
         raise BadRequest(Issue("the body must be a CarePlan", expression="CarePlan"))
@@ -124,7 +126,10 @@ async def from_careplan(request: Request, engine: Engine, settings: SettingsDep)
     },
     response_class=Response,
 )
-async def create(request: Request, engine: Engine, settings: SettingsDep, base_url: BaseUrl) -> Response:
+async def create(request: Request) -> Response:
+    engine = engine_of(request)
+    settings = settings_of(request)
+    base_url = base_url_of(request)
     plan = validate_document(await _read_json(request, settings.max_body_bytes, "TreatmentPlan"))
     stored = await create_plan(engine, plan, base_url=base_url, max_entries=settings.max_bundle_entries)
     assert stored.plan.id is not None
@@ -148,11 +153,12 @@ async def create(request: Request, engine: Engine, settings: SettingsDep, base_u
     response_class=Response,
 )
 async def list_for_patient(
-    engine: Engine,
+    request: Request,
     patient: Annotated[
         str, Query(pattern=_PATIENT, description="The client: `Patient/<id>` or the bare id.")
     ],
 ) -> Response:
+    engine = engine_of(request)
     patient_id = patient.removeprefix("Patient/")
     found = await list_plans(engine, patient_id, limit=_LIST_LIMIT)
     plans = [orjson.Fragment(stored.plan.model_dump_json(exclude_none=True)) for stored in found.plans]
@@ -176,7 +182,8 @@ async def list_for_patient(
     responses={**document_response(200, "The plan"), **error_responses(400, 404, 406, 410, 422)},
     response_class=Response,
 )
-async def read(plan_id: PlanId, engine: Engine) -> Response:
+async def read(plan_id: PlanId, request: Request) -> Response:
+    engine = engine_of(request)
     return _document(await read_plan(engine, plan_id))
 
 
@@ -195,14 +202,10 @@ async def read(plan_id: PlanId, engine: Engine) -> Response:
     },
     response_class=Response,
 )
-async def revise(
-    plan_id: PlanId,
-    request: Request,
-    engine: Engine,
-    settings: SettingsDep,
-    base_url: BaseUrl,
-    if_match: IfMatch = None,
-) -> Response:
+async def revise(plan_id: PlanId, request: Request, if_match: IfMatch = None) -> Response:
+    engine = engine_of(request)
+    settings = settings_of(request)
+    base_url = base_url_of(request)
     plan = validate_document(await _read_json(request, settings.max_body_bytes, "TreatmentPlan"))
     stored = await revise_plan(
         engine,

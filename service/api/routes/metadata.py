@@ -3,9 +3,9 @@
 from datetime import UTC, datetime
 from importlib.metadata import version
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from service.api.deps import BaseUrl, SettingsDep
+from service.api.deps import base_url_of, settings_of
 from service.api.openapi_docs import error_responses, resource_response
 from service.api.responses import json_response
 from service.fhir.capability import capability_statement
@@ -25,7 +25,9 @@ _STARTED = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"
     },
     response_class=Response,
 )
-async def metadata(base_url: BaseUrl, settings: SettingsDep) -> Response:
+async def metadata(request: Request) -> Response:
+    settings = settings_of(request)
+    base_url = base_url_of(request)
     statement = capability_statement(
         base_url=base_url,
         software_version=version("ipt-fhir"),

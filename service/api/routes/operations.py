@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from service.api.deps import Engine, SettingsDep
+from service.api.deps import engine_of, settings_of
 from service.api.negotiation import FHIR_JSON, check_request_format
 from service.api.openapi_docs import error_responses
 from service.api.responses import json_response
@@ -166,7 +166,9 @@ def _add_validate(router: APIRouter, name: str) -> None:
         },
         response_class=Response,
     )
-    async def validate_type(request: Request, engine: Engine, settings: SettingsDep) -> Response:
+    async def validate_type(request: Request) -> Response:
+        engine = engine_of(request)
+        settings = settings_of(request)
         payload = await _read_body(request, settings.max_body_bytes)
         outcome = await validate_resource(engine, name, read_request(name, payload))
         return json_response(outcome)
@@ -185,9 +187,9 @@ def _add_validate(router: APIRouter, name: str) -> None:
         },
         response_class=Response,
     )
-    async def validate_instance(
-        resource_id: ResourceId, request: Request, engine: Engine, settings: SettingsDep
-    ) -> Response:
+    async def validate_instance(resource_id: ResourceId, request: Request) -> Response:
+        engine = engine_of(request)
+        settings = settings_of(request)
         payload = await _read_optional_body(request, settings.max_body_bytes)
         outcome = await validate_resource(engine, name, read_request(name, payload), resource_id=resource_id)
         return json_response(outcome)
@@ -237,7 +239,9 @@ def _add_populate(router: APIRouter) -> None:
         responses={**ok, **error_responses(400, 406, 413, 415, 422)},
         response_class=Response,
     )
-    async def populate_type(request: Request, engine: Engine, settings: SettingsDep) -> Response:
+    async def populate_type(request: Request) -> Response:
+        engine = engine_of(request)
+        settings = settings_of(request)
         payload = await _read_body(request, settings.max_body_bytes)
         return json_response(await populate(engine, payload))
 
@@ -253,9 +257,9 @@ def _add_populate(router: APIRouter) -> None:
         responses={**ok, **error_responses(400, 404, 406, 410, 413, 415, 422)},
         response_class=Response,
     )
-    async def populate_instance(
-        resource_id: ResourceId, request: Request, engine: Engine, settings: SettingsDep
-    ) -> Response:
+    async def populate_instance(resource_id: ResourceId, request: Request) -> Response:
+        engine = engine_of(request)
+        settings = settings_of(request)
         payload = await _read_body(request, settings.max_body_bytes)
         return json_response(await populate(engine, payload, questionnaire_id=resource_id))
 
@@ -289,7 +293,9 @@ def _add_extract(router: APIRouter) -> None:
         responses={**ok, **error_responses(400, 406, 413, 415, 422)},
         response_class=Response,
     )
-    async def extract_type(request: Request, engine: Engine, settings: SettingsDep) -> Response:
+    async def extract_type(request: Request) -> Response:
+        engine = engine_of(request)
+        settings = settings_of(request)
         payload = await _read_body(request, settings.max_body_bytes)
         return json_response(await extract_submitted(engine, payload))
 
@@ -308,7 +314,8 @@ def _add_extract(router: APIRouter) -> None:
         responses=instance_responses,
         response_class=Response,
     )
-    async def extract_instance(resource_id: ResourceId, engine: Engine) -> Response:
+    async def extract_instance(resource_id: ResourceId, request: Request) -> Response:
+        engine = engine_of(request)
         return json_response(await extract_stored(engine, resource_id))
 
     @router.post(
@@ -320,7 +327,8 @@ def _add_extract(router: APIRouter) -> None:
         responses=instance_responses,
         response_class=Response,
     )
-    async def extract_instance_post(resource_id: ResourceId, engine: Engine) -> Response:
+    async def extract_instance_post(resource_id: ResourceId, request: Request) -> Response:
+        engine = engine_of(request)
         return json_response(await extract_stored(engine, resource_id))
 
 

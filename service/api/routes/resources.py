@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from service.api.deps import BaseUrl, Engine, SettingsDep
+from service.api.deps import base_url_of, engine_of, settings_of
 from service.api.negotiation import FHIR_JSON, JSON_PATCH, check_request_format
 from service.api.openapi_docs import (
     bundle_response,
@@ -204,13 +204,11 @@ def add_resource_routes(router: APIRouter, spec: ResourceDefinition) -> None:
         response_class=Response,
     )
     async def history_type(
-        engine: Engine,
-        settings: SettingsDep,
-        base_url: BaseUrl,
-        count: Count = None,
-        since: Since = None,
-        cursor: Cursor = None,
+        request: Request, count: Count = None, since: Since = None, cursor: Cursor = None
     ) -> Response:
+        engine = engine_of(request)
+        settings = settings_of(request)
+        base_url = base_url_of(request)
         query = history_query(settings, count, since, cursor)
         return json_response(await history(engine, query, base_url=base_url, resource_type=name))
 
@@ -232,14 +230,10 @@ def add_resource_routes(router: APIRouter, spec: ResourceDefinition) -> None:
         },
         response_class=Response,
     )
-    async def create(
-        request: Request,
-        engine: Engine,
-        settings: SettingsDep,
-        base_url: BaseUrl,
-        prefer: Prefer = None,
-        if_none_exist: IfNoneExist = None,
-    ) -> Response:
+    async def create(request: Request, prefer: Prefer = None, if_none_exist: IfNoneExist = None) -> Response:
+        engine = engine_of(request)
+        settings = settings_of(request)
+        base_url = base_url_of(request)
         content = check_resource(name, await read_body(request, settings.max_body_bytes))
         if if_none_exist is not None:
             criteria = parse_criteria(if_none_exist, name, expression="If-None-Exist")
@@ -276,13 +270,11 @@ def add_resource_routes(router: APIRouter, spec: ResourceDefinition) -> None:
         response_class=Response,
     )
     async def conditional_update(
-        request: Request,
-        engine: Engine,
-        settings: SettingsDep,
-        base_url: BaseUrl,
-        prefer: Prefer = None,
-        if_match: IfMatch = None,
+        request: Request, prefer: Prefer = None, if_match: IfMatch = None
     ) -> Response:
+        engine = engine_of(request)
+        settings = settings_of(request)
+        base_url = base_url_of(request)
         criteria = query_criteria(request, name)
         version = parse_if_match(if_match)
         content = check_resource(name, await read_body(request, settings.max_body_bytes))
@@ -309,8 +301,10 @@ def add_resource_routes(router: APIRouter, spec: ResourceDefinition) -> None:
         response_class=Response,
     )
     async def conditional_delete(
-        request: Request, engine: Engine, base_url: BaseUrl, prefer: Prefer = None, if_match: IfMatch = None
+        request: Request, prefer: Prefer = None, if_match: IfMatch = None
     ) -> Response:
+        engine = engine_of(request)
+        base_url = base_url_of(request)
         criteria = query_criteria(request, name)
         deleted = await delete_conditionally(
             engine, name, criteria, if_match=parse_if_match(if_match), base_url=base_url
@@ -328,7 +322,9 @@ def add_resource_routes(router: APIRouter, spec: ResourceDefinition) -> None:
         },
         response_class=Response,
     )
-    async def read(resource_id: ResourceId, engine: Engine, base_url: BaseUrl) -> Response:
+    async def read(resource_id: ResourceId, request: Request) -> Response:
+        engine = engine_of(request)
+        base_url = base_url_of(request)
         stored = await read_resource(engine, name, resource_id)
         assert stored.content is not None
         return json_response(stored.content, headers=version_headers(stored, base_url=base_url))
@@ -348,14 +344,11 @@ def add_resource_routes(router: APIRouter, spec: ResourceDefinition) -> None:
         response_class=Response,
     )
     async def update(
-        resource_id: ResourceId,
-        request: Request,
-        engine: Engine,
-        settings: SettingsDep,
-        base_url: BaseUrl,
-        prefer: Prefer = None,
-        if_match: IfMatch = None,
+        resource_id: ResourceId, request: Request, prefer: Prefer = None, if_match: IfMatch = None
     ) -> Response:
+        engine = engine_of(request)
+        settings = settings_of(request)
+        base_url = base_url_of(request)
         version = parse_if_match(if_match)
         content = check_resource(name, await read_body(request, settings.max_body_bytes))
         body_id = content.get("id")
@@ -395,14 +388,11 @@ def add_resource_routes(router: APIRouter, spec: ResourceDefinition) -> None:
         response_class=Response,
     )
     async def patch(
-        resource_id: ResourceId,
-        request: Request,
-        engine: Engine,
-        settings: SettingsDep,
-        base_url: BaseUrl,
-        prefer: Prefer = None,
-        if_match: IfMatch = None,
+        resource_id: ResourceId, request: Request, prefer: Prefer = None, if_match: IfMatch = None
     ) -> Response:
+        engine = engine_of(request)
+        settings = settings_of(request)
+        base_url = base_url_of(request)
         version = parse_if_match(if_match)
         patch_format, body = await read_patch(request, settings.max_body_bytes)
         stored = await patch_resource(engine, name, resource_id, patch_format, body, if_match=version)
@@ -424,8 +414,9 @@ def add_resource_routes(router: APIRouter, spec: ResourceDefinition) -> None:
         response_class=Response,
     )
     async def delete(
-        resource_id: ResourceId, engine: Engine, prefer: Prefer = None, if_match: IfMatch = None
+        resource_id: ResourceId, request: Request, prefer: Prefer = None, if_match: IfMatch = None
     ) -> Response:
+        engine = engine_of(request)
         deleted = await delete_resource(engine, name, resource_id, if_match=parse_if_match(if_match))
         return _deleted(deleted, name, prefer)
 
@@ -439,13 +430,14 @@ def add_resource_routes(router: APIRouter, spec: ResourceDefinition) -> None:
     )
     async def history_instance(
         resource_id: ResourceId,
-        engine: Engine,
-        settings: SettingsDep,
-        base_url: BaseUrl,
+        request: Request,
         count: Count = None,
         since: Since = None,
         cursor: Cursor = None,
     ) -> Response:
+        engine = engine_of(request)
+        settings = settings_of(request)
+        base_url = base_url_of(request)
         query = history_query(settings, count, since, cursor)
         return json_response(
             await history(engine, query, base_url=base_url, resource_type=name, resource_id=resource_id)
@@ -461,10 +453,11 @@ def add_resource_routes(router: APIRouter, spec: ResourceDefinition) -> None:
     )
     async def vread(
         resource_id: ResourceId,
+        request: Request,
         version_id: Annotated[int, Path(ge=1, le=2_147_483_647, description="Version number.")],
-        engine: Engine,
-        base_url: BaseUrl,
     ) -> Response:
+        engine = engine_of(request)
+        base_url = base_url_of(request)
         stored = await vread_resource(engine, name, resource_id, version_id)
         assert stored.content is not None
         return json_response(stored.content, headers=version_headers(stored, base_url=base_url))
@@ -491,13 +484,11 @@ def build_router() -> APIRouter:
         response_class=Response,
     )
     async def history_system(
-        engine: Engine,
-        settings: SettingsDep,
-        base_url: BaseUrl,
-        count: Count = None,
-        since: Since = None,
-        cursor: Cursor = None,
+        request: Request, count: Count = None, since: Since = None, cursor: Cursor = None
     ) -> Response:
+        engine = engine_of(request)
+        settings = settings_of(request)
+        base_url = base_url_of(request)
         query = history_query(settings, count, since, cursor)
         return json_response(await history(engine, query, base_url=base_url))
 

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Header, Request, Response
 
-from service.api.deps import BaseUrl, Engine, SettingsDep
+from service.api.deps import base_url_of, engine_of, settings_of
 from service.api.openapi_docs import bundle_response, error_responses
 from service.api.responses import json_response
 from service.config import Settings
@@ -147,9 +147,10 @@ def _add_type_routes(router: APIRouter, name: str) -> None:
         responses={**bundle_response("searchset"), **error_responses(400, 406)},
         response_class=Response,
     )
-    async def search_get(
-        request: Request, engine: Engine, settings: SettingsDep, base_url: BaseUrl, prefer: Prefer = None
-    ) -> Response:
+    async def search_get(request: Request, prefer: Prefer = None) -> Response:
+        engine = engine_of(request)
+        settings = settings_of(request)
+        base_url = base_url_of(request)
         options = search_options(settings, base_url, prefer)
         return json_response(await search_type(engine, name, request.query_params.multi_items(), options))
 
@@ -164,9 +165,10 @@ def _add_type_routes(router: APIRouter, name: str) -> None:
         responses={**bundle_response("searchset"), **error_responses(400, 406, 413, 415)},
         response_class=Response,
     )
-    async def search_post(
-        request: Request, engine: Engine, settings: SettingsDep, base_url: BaseUrl, prefer: Prefer = None
-    ) -> Response:
+    async def search_post(request: Request, prefer: Prefer = None) -> Response:
+        engine = engine_of(request)
+        settings = settings_of(request)
+        base_url = base_url_of(request)
         options = search_options(settings, base_url, prefer)
         parameters = request.query_params.multi_items() + await _form_parameters(
             request, settings.max_body_bytes

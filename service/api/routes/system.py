@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 
-from service.api.deps import BaseUrl, Engine, SettingsDep
+from service.api.deps import base_url_of, engine_of, settings_of
 from service.api.negotiation import FHIR_JSON
 from service.api.openapi_docs import bundle_response, error_responses
 from service.api.responses import json_response, return_preference
@@ -88,9 +88,10 @@ router = APIRouter(prefix="/fhir")
     },
     response_class=Response,
 )
-async def batch_or_transaction(
-    request: Request, engine: Engine, settings: SettingsDep, base_url: BaseUrl, prefer: Prefer = None
-) -> Response:
+async def batch_or_transaction(request: Request, prefer: Prefer = None) -> Response:
+    engine = engine_of(request)
+    settings = settings_of(request)
+    base_url = base_url_of(request)
     payload = await read_body(request, settings.max_body_bytes)
     body = await process_bundle(
         engine,
@@ -129,8 +130,9 @@ _TYPE_PARAMETER = {
     responses={**bundle_response("searchset"), **error_responses(400, 406)},
     response_class=Response,
 )
-async def system_search(
-    request: Request, engine: Engine, settings: SettingsDep, base_url: BaseUrl, prefer: SearchPrefer = None
-) -> Response:
+async def system_search(request: Request, prefer: SearchPrefer = None) -> Response:
+    engine = engine_of(request)
+    settings = settings_of(request)
+    base_url = base_url_of(request)
     options = search_options(settings, base_url, prefer)
     return json_response(await search_system(engine, request.query_params.multi_items(), options))
