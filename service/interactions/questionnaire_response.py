@@ -133,7 +133,7 @@ async def resolve_reference(
             )
         )
         return None
-    stored = await repository.read(resource_type, resource_id)
+    stored = await repository.read_referenced(resource_type, resource_id)
     if stored is None or stored.deleted or stored.content is None:
         state = "was deleted" if stored is not None else "is not on this server"
         issues.append(

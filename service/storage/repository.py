@@ -324,6 +324,8 @@ _CURRENT_ROW = select(*_stored_version_columns(resources, _CONTENT_TEXT)).where(
     resources.c.id == bindparam("id", type_=Text),
 )
 _CURRENT_ROW_FOR_UPDATE = _CURRENT_ROW.with_for_update()
+# As `existing` locks what a write refers to: a concurrent delete waits, other readers and referrers do not.
+_CURRENT_ROW_KEY_SHARE = _CURRENT_ROW.with_for_update(read=True, key_share=True)
 _VERSION_ROW = select(*_stored_version_columns(resource_versions, _VERSION_CONTENT_TEXT)).where(
     resource_versions.c.resource_type == bindparam("resource_type", type_=Text),
     resource_versions.c.id == bindparam("id", type_=Text),
@@ -420,6 +422,9 @@ class ResourceRepository:
         as under a transaction-wide snapshot.
         """
         self.connection = connection
+        # Live resources that a write of this transaction refers to, read and locked by `read_referenced`:
+        # the reference check (`existing`) takes them as found instead of asking again.
+        self._referenced: dict[Key, StoredVersion] = {}
         self._reads: dict[Key, StoredVersion | None] | None = {} if cache_reads else None
         self._canonicals: dict[Key, StoredVersion | None] | None = {} if cache_reads else None
         self._parsed: dict[tuple[str, str, int], dict[str, Any]] | None = {} if cache_reads else None
@@ -447,6 +452,7 @@ class ResourceRepository:
         return version
 
     def _forget(self, resource_type: str, resource_id: str) -> None:
+        self._referenced.pop((resource_type, resource_id), None)
         if self._reads is not None:
             self._reads.pop((resource_type, resource_id), None)
         if self._canonicals is not None:
@@ -461,6 +467,20 @@ class ResourceRepository:
         if key not in self._reads:
             self._reads[key] = await self._read(resource_type, resource_id)
         return self._reads[key]
+
+    async def read_referenced(self, resource_type: str, resource_id: str) -> StoredVersion | None:
+        """The current version of a resource that a write refers to (a response's subject), found as
+        `existing` finds one: visible to the current request, and locked against deletion until the
+        transaction ends. A live one is kept for the rest of the transaction, so that the write's reference
+        check does not read it again, and a second rule asking for it reads nothing."""
+        key = (resource_type, resource_id)
+        if key in self._referenced:
+            return self._referenced[key]
+        parameters = {"resource_type": resource_type, "id": resource_id}
+        stored = _visible_version((await self.connection.execute(_CURRENT_ROW_KEY_SHARE, parameters)).first())
+        if stored is not None and not stored.deleted:
+            self._referenced[key] = stored
+        return stored
 
     async def _read(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         parameters = {"resource_type": resource_type, "id": resource_id}
@@ -748,15 +768,17 @@ class ResourceRepository:
         the row `FOR UPDATE` before it looks for referrers) wait for this transaction, so a reference that
         was checked cannot dangle once both have committed.
         """
-        wanted = sorted(set(keys))
+        asked = set(keys)
+        known = {key for key in asked if key in self._referenced}
+        wanted = sorted(asked - known)
         if not wanted:
-            return set()
+            return known
         statement = _LIVE_KEYS
         if confined := current_compartment_filter({key[0] for key in wanted}):
             statement = statement.where(*confined)
         types, ids = zip(*wanted, strict=True)
         rows = await self.connection.execute(statement, {"types": list(types), "ids": list(ids)})
-        return {(row.resource_type, row.id) for row in rows}
+        return known | {(row.resource_type, row.id) for row in rows}
 
     async def referrers(
         self, resource_type: str, resource_id: str, *, limit: int = REFERRER_SAMPLE

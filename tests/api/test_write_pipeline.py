@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import Unprocessable
@@ -82,3 +83,52 @@ async def test_a_response_reads_its_questionnaire_once(
     assert lookups.count("http://example.org/fhir/ipt/Questionnaire/phq-9|1.0.0") == 1
     observations = (await client.get("/fhir/Observation", params={"subject": "Patient/p1"})).json()
     assert observations["total"] == 1
+
+
+async def test_a_response_s_subject_is_read_once_and_still_guards_against_its_deletion(
+    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await load_ipt_content(engine)
+    assert (await client.put("/fhir/Patient/p1", json=patient(id="p1"), headers=FHIR_JSON)).status_code == 201
+    subject_reads: list[str] = []
+    checked: list[set[tuple[str, str]]] = []
+    read_referenced = ResourceRepository.read_referenced
+    existing = ResourceRepository.existing
+
+    async def counting_reads(self: ResourceRepository, resource_type: str, resource_id: str) -> object:
+        subject_reads.append(f"{resource_type}/{resource_id}")
+        return await read_referenced(self, resource_type, resource_id)
+
+    async def counting_checks(self: ResourceRepository, keys: object) -> set[tuple[str, str]]:
+        found = await existing(self, keys)  # type: ignore[arg-type]
+        checked.append(found)
+        return found
+
+    monkeypatch.setattr(ResourceRepository, "read_referenced", counting_reads)
+    monkeypatch.setattr(ResourceRepository, "existing", counting_checks)
+    statements: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        response = await client.post("/fhir/QuestionnaireResponse", json=phq9_response(), headers=FHIR_JSON)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)
+    assert response.status_code == 201, response.text
+    assert subject_reads == ["Patient/p1"]
+    # The reference check found the subject among what the rule had read, and asked the database nothing.
+    assert checked == [{("Patient", "p1")}]
+    assert sum("unnest" in s and "FOR KEY SHARE" in s for s in statements) == 0
+    # The one read of the subject locks it as the reference check did: a delete waits for the write.
+    assert sum("FROM resources" in s and "FOR KEY SHARE" in s for s in statements) == 1
+
+
+async def test_a_deleted_subject_is_still_refused(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+    await load_ipt_content(engine)
+    assert (await client.put("/fhir/Patient/p1", json=patient(id="p1"), headers=FHIR_JSON)).status_code == 201
+    assert (await client.delete("/fhir/Patient/p1")).status_code == 204
+    response = await client.post("/fhir/QuestionnaireResponse", json=phq9_response(), headers=FHIR_JSON)
+    assert response.status_code == 422
+    assert "Patient/p1 was deleted" in response.text
