@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -227,12 +228,22 @@ def _like_prefix(value: str) -> str:
 def _rows(
     table: FromClause, owner: Owner, code: str, *conditions: ColumnElement[bool]
 ) -> ColumnElement[bool]:
-    return exists().where(
-        table.c.resource_type == owner.type,
-        table.c.resource_id == owner.id,
-        table.c.param == code,
-        *conditions,
-    )
+    keyed = _root_rows(table, owner.type, code) if owner.root else _owner_rows(table, owner, code)
+    return exists().where(*keyed, *conditions)
+
+
+def _owner_rows(table: FromClause, owner: Owner, code: str) -> tuple[ColumnElement[bool], ...]:
+    return (table.c.resource_type == owner.type, table.c.resource_id == owner.id, table.c.param == code)
+
+
+# SQL elements are immutable and may be shared between statements: the conditions that tie an index table's
+# rows to the searched resource are the same for every search of a type and parameter, and building them
+# anew was a good part of building a search.
+@functools.lru_cache(maxsize=1024)
+def _root_rows(
+    table: FromClause, owner_type: ColumnElement[str], code: str
+) -> tuple[ColumnElement[bool], ...]:
+    return (table.c.resource_type == owner_type, table.c.resource_id == resources.c.id, table.c.param == code)
 
 
 def clause_condition(clause: Clause, resource_type: str, owner: Owner) -> ColumnElement[bool]:
@@ -327,10 +338,19 @@ def _reference_condition(
             search_token.c.param == "version",
         )
         return and_(c.url.in_(url), or_(c.version.is_(None), c.version.in_(version)))
-    condition = and_(c.url.is_(None), c.target_id == value.target_id)
-    if value.target_type is not None:
-        condition = and_(condition, c.target_type == value.target_type)
-    return condition
+    if value.target_type is None:
+        return and_(_is_local(table), c.target_id == value.target_id)
+    return and_(_is_local(table), c.target_id == value.target_id, _targets_type(table, value.target_type))
+
+
+@functools.lru_cache(maxsize=8)
+def _is_local(table: FromClause) -> ColumnElement[bool]:
+    return table.c.url.is_(None)
+
+
+@functools.lru_cache(maxsize=256)
+def _targets_type(table: FromClause, target_type: str) -> ColumnElement[bool]:
+    return table.c.target_type == target_type
 
 
 def _number_condition(table: FromClause, value: NumberSearch) -> ColumnElement[bool]:
@@ -532,16 +552,28 @@ class Scope:
 
 def _root(scope: Scope) -> Owner:
     single = scope.single
-    owner_type: ColumnElement[str] = literal(single, Text) if single else resources.c.resource_type
+    owner_type = _type_literal(single) if single else resources.c.resource_type
     return Owner(owner_type, resources.c.id, root=True, access=scope.access)
+
+
+@functools.lru_cache(maxsize=64)
+def _type_literal(resource_type: str) -> ColumnElement[str]:
+    return literal(resource_type, Text)
+
+
+@functools.lru_cache(maxsize=64)
+def _live_of_type(resource_type: str) -> tuple[ColumnElement[bool], ...]:
+    return resources.c.resource_type == resource_type, _NOT_DELETED
+
+
+_NOT_DELETED = resources.c.deleted.is_(False)
 
 
 def _filters(query: SearchQuery, scope: Scope) -> list[ColumnElement[bool]]:
     owner = _root(scope)
     single = scope.single
     conditions: list[ColumnElement[bool]] = [
-        resources.c.resource_type == single if single else resources.c.resource_type.in_(scope.types),
-        resources.c.deleted.is_(False),
+        *(_live_of_type(single) if single else (resources.c.resource_type.in_(scope.types), _NOT_DELETED)),
         *scope.visibility(scope.types, "s"),
     ]
     for clause in query.clauses:
@@ -641,22 +673,28 @@ def page_statement(query: SearchQuery, scope: Scope, position: Position | None) 
         if lateral is not None:
             source = source.join(lateral, true())
         keys.append(_Key(expression, sort_key.descending, nullable=lateral is not None))
-    keys += [_Key(resources.c.resource_type, False, False), _Key(resources.c.id, False, False)]
+    keys += _TIE_BREAKERS
     backwards = position is not None and position.backwards
     statement = (
-        select(
-            resources.c.resource_type,
-            resources.c.id,
-            _CONTENT.label("content"),
-            resources.c.patient_id,
-            *(key.expression.label(f"key_{i}") for i, key in enumerate(keys[:-2])),
-        )
+        select(*_MATCH_COLUMNS, *(key.expression.label(f"key_{i}") for i, key in enumerate(keys[:-2])))
         .select_from(source)
         .where(*_filters(query, scope))
     )
     if position is not None:
         statement = statement.where(_keyset(keys, position.keys, backwards=backwards))
-    return statement.order_by(*_order(keys, backwards=backwards)).limit(query.count + 1)
+    order = _BY_KEY[backwards] if len(keys) == len(_TIE_BREAKERS) else _order(keys, backwards=backwards)
+    return statement.order_by(*order).limit(query.count + 1)
+
+
+_MATCH_COLUMNS = (
+    resources.c.resource_type,
+    resources.c.id,
+    _CONTENT.label("content"),
+    resources.c.patient_id,
+)
+# Every order ends with these, and without `_sort` is made of them alone.
+_TIE_BREAKERS = [_Key(resources.c.resource_type, False, False), _Key(resources.c.id, False, False)]
+_BY_KEY = {backwards: _order(_TIE_BREAKERS, backwards=backwards) for backwards in (False, True)}
 
 
 def count_statement(query: SearchQuery, scope: Scope) -> Select[Any]:
