@@ -15,13 +15,14 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import make_url, text
+from sqlalchemy import make_url, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.api.security import mint_token
 from service.app import create_app
 from service.config import Settings
 from service.storage.db import async_url, start_embedded_postgres, upgrade_to_head
+from service.storage.tables import resource_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA_DIR = ROOT / ".data" / "test"
@@ -148,3 +149,15 @@ async def client(anonymous_client: httpx.AsyncClient, token: Callable[..., str])
 @pytest.fixture
 def asyncpg_url(worker_database_url: str) -> str:
     return async_url(worker_database_url)
+
+
+async def stored_audit_events(engine: AsyncEngine) -> list[dict[str, object]]:
+    """The AuditEvents in the database, in the order they were stored (one buffered write keeps the order
+    of its requests)."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(resource_versions.c.content)
+            .where(resource_versions.c.resource_type == "AuditEvent")
+            .order_by(resource_versions.c.seq)
+        )
+        return list(rows.scalars())

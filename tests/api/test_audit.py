@@ -25,6 +25,7 @@ from service.interactions.audit import write_audit_events
 from service.storage import repository as repository_module
 from service.storage.repository import ResourceRepository
 from service.storage.tables import resource_versions
+from tests.conftest import stored_audit_events
 from tests.factories import FHIR_JSON, patient
 
 Token = Callable[..., str]
@@ -35,25 +36,13 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", **FHIR_JSON}
 
 
-async def _stored_events(engine: AsyncEngine) -> list[dict[str, object]]:
-    """The AuditEvents in the database, in the order they were stored (one buffered write keeps the order
-    of its requests)."""
-    async with engine.connect() as connection:
-        rows = await connection.execute(
-            select(resource_versions.c.content)
-            .where(resource_versions.c.resource_type == "AuditEvent")
-            .order_by(resource_versions.c.seq)
-        )
-        return list(rows.scalars())
-
-
 @pytest.fixture
 def events(engine: AsyncEngine, flush_audit: Callable[[], Awaitable[bool]]) -> Events:
     """The AuditEvents of the requests so far, the buffered ones written first."""
 
     async def written() -> list[dict[str, object]]:
         assert await flush_audit()
-        return await _stored_events(engine)
+        return await stored_audit_events(engine)
 
     return written
 
@@ -184,7 +173,7 @@ class TestWritesInTheirTransaction:
         assert created.status_code == 201
         # Nothing flushed: the event is in the database because the write's transaction committed it.
         assert len(app.state.audit_buffer) == 0
-        [event] = await _stored_events(engine)
+        [event] = await stored_audit_events(engine)
         assert _subtype(event) == "create"
         assert event["outcomeDesc"] == "HTTP 201"
         assert event["entity"] == [{"what": {"reference": f"Patient/{created.json()['id']}"}}]
@@ -303,7 +292,7 @@ class TestBuffer:
         interval = app.state.settings.audit_flush_interval
         answered = time.monotonic()
         await client.get("/fhir/Patient/unknown")
-        while not await _stored_events(engine):
+        while not await stored_audit_events(engine):
             assert time.monotonic() - answered < interval + 1.0, "not written within the interval"
             await asyncio.sleep(0.01)
 
@@ -366,8 +355,8 @@ class TestBuffer:
                 assert response.status_code == 404
             await asyncio.sleep(0.05)
             assert len(application.state.audit_buffer) == 1
-            assert await _stored_events(engine) == []
-        [event] = await _stored_events(engine)
+            assert await stored_audit_events(engine) == []
+        [event] = await stored_audit_events(engine)
         assert event["outcomeDesc"] == "HTTP 404"
 
     async def test_a_failed_write_keeps_the_events_and_logs_their_ids_only(

@@ -15,15 +15,14 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.routing import APIRoute
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.routing import Match
 
 from service.api.dispatch import EndpointRoutes, bind
 from service.fhir.endpoints import ENDPOINTS, TABLE, Endpoint, Matched, NotAllowed
 from service.fhir.registry import RESOURCES
-from service.storage.tables import resource_versions
-from tests.factories import FHIR_JSON, patient
+from tests.conftest import stored_audit_events
+from tests.factories import FHIR_JSON
 
 Token = Callable[..., str]
 
@@ -234,13 +233,7 @@ class TestAnswersOfTheTable:
 
 async def _events(engine: AsyncEngine, flush: Callable[[], Awaitable[bool]]) -> list[dict[str, Any]]:
     assert await flush()
-    async with engine.connect() as connection:
-        rows = await connection.execute(
-            select(resource_versions.c.content)
-            .where(resource_versions.c.resource_type == "AuditEvent")
-            .order_by(resource_versions.c.seq)
-        )
-        return list(rows.scalars())
+    return await stored_audit_events(engine)
 
 
 class TestTheAuditTrailRecordsTheMatch:
