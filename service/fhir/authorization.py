@@ -104,7 +104,8 @@ def _bundle_needs(body: Any) -> list[Need]:
         segments = [s for s in path.split("/") if s]
         if not segments:
             continue
-        found = match(method, "/fhir/" + "/".join(segments))
+        # A HEAD entry is answered as its GET would be, without the body: it needs what the GET needs.
+        found = match("GET" if method == "HEAD" else method, "/fhir/" + "/".join(segments))
         if isinstance(found, Matched) and found.endpoint.resource_type is not None:
             needs.extend(needs_for(found.endpoint))
         else:

@@ -275,3 +275,20 @@ class TestTheAuditTrailRecordsTheMatch:
         assert "subtype" not in event
         assert event["outcome"] == "4"
         assert event["entity"][0]["description"] == "/fhir/Patient/x1/secret/path"
+
+
+class TestBundleEntriesNeedWhatTheirRequestWould:
+    @pytest.mark.parametrize("method", ["GET", "HEAD"])
+    @pytest.mark.parametrize("url", ["QuestionnaireResponse/r1", "QuestionnaireResponse?subject=Patient/p1"])
+    async def test_a_reading_entry_needs_the_read_or_search_scope(
+        self, anonymous_client: httpx.AsyncClient, token: Token, method: str, url: str
+    ) -> None:
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [{"request": {"method": method, "url": url}}],
+        }
+        headers = {"Authorization": f"Bearer {token('system/Patient.rs')}", **FHIR_JSON}
+        response = await anonymous_client.post("/fhir", json=bundle, headers=headers)
+        assert response.status_code == 403, response.text
+        assert "QuestionnaireResponse" in response.json()["issue"][0]["diagnostics"]
