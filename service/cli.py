@@ -1,6 +1,8 @@
 """The `ipt-fhir` command: serve, migrate, reindex."""
 
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -113,6 +115,10 @@ def serve(
     typer.echo('a development token: .venv/bin/ipt-fhir token --scope "system/*.cruds"')
     if not settings.database_url:
         typer.echo(f"embedded PostgreSQL data: {Path(settings.data_dir).resolve()}")
+    # After a graceful shutdown uvicorn raises the signal that asked for it again, under the handler that
+    # was in place before it started; the default one for SIGTERM ends the process on the spot, skipping
+    # the exit handlers, among them the one that stops the embedded PostgreSQL. This one exits normally.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.run(
         "service.app:create_app",
         factory=True,
@@ -124,6 +130,10 @@ def serve(
         access_log=False,
         proxy_headers=True,
     )
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    sys.exit(128 + signum)
 
 
 def main() -> None:

@@ -88,6 +88,8 @@ class TestServeOnEmbeddedPostgres:
             server.terminate()
             server.wait(timeout=30)
         assert (data_dir / "postgres" / "PG_VERSION").exists()
+        # Stopped with the service: PostgreSQL removes its pid file when it shuts down cleanly.
+        assert not (data_dir / "postgres" / "postmaster.pid").exists()
         server = start()
         try:
             kept = httpx.get(f"{base}/Patient/{patient_id}", headers=auth)
@@ -95,3 +97,4 @@ class TestServeOnEmbeddedPostgres:
         finally:
             server.terminate()
             server.wait(timeout=30)
+        assert not (data_dir / "postgres" / "postmaster.pid").exists()
