@@ -64,7 +64,8 @@ def _entities(found: Matched | NotAllowed | None, location: str) -> list[str]:
 
 class AuditTrail:
     """ASGI middleware that gives an audited request its `AuditContext` and, once the response status is
-    known, hands its AuditEvent to the buffer unless a write already committed it with a successful answer.
+    known, hands its AuditEvent to the buffer unless a write already committed it with a successful answer
+    and the request read nothing besides (a Bundle's reading entries are named by this event).
 
     Plain ASGI rather than Starlette's `BaseHTTPMiddleware`, which costs a task group and a memory stream
     per request.
@@ -102,11 +103,11 @@ class AuditTrail:
         async def send_once_audited(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status: int = message["status"]
-                if not (context.recorded and status < 400):
+                if not (context.recorded and status < 400) or context.read:
                     try:
                         location = Headers(raw=message.get("headers", [])).get("location", "")
                         principal = getattr(request.state, "principal", None)
-                        entities = _entities(found, location)
+                        entities = [*_entities(found, location), *context.read]
                         buffer: AuditBuffer = request.app.state.audit_buffer
                         buffer.add(context.event(status=status, principal=principal, entities=entities))
                     except Exception as exc:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import re
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -116,8 +116,11 @@ class AuditContext:
     query: str
     address: str | None
     # Set when a transaction of the request commits the request's AuditEvent with its writes: a successful
-    # answer then needs no other record.
+    # answer then needs no other record, unless the request also read resources (`read`).
     recorded: bool = False
+    # What a Bundle's reading entries returned (`Type/id`), named by the request's own event: the write
+    # events name only what was written.
+    read: dict[str, None] = field(default_factory=dict)
 
     def event(self, *, status: int, principal: Principal | None, entities: list[str]) -> dict[str, Any]:
         return audit_event(
@@ -154,3 +157,10 @@ def current_audit_context() -> AuditContext | None:
     """The audited request being served; `None` outside one (content loading, the CLI, the audit buffer,
     a request that is not audited)."""
     return _current.get()
+
+
+def note_read(reference: str) -> None:
+    """Name `reference` (`Type/id`) in the current request's AuditEvent, as one of the resources it read."""
+    context = _current.get()
+    if context is not None:
+        context.read[reference] = None

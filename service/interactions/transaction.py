@@ -34,6 +34,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import BadRequest, FhirError, Issue, NotFound, operation_outcome
+from service.fhir.audit import note_read
 from service.fhir.bundle import instant
 from service.fhir.parsing import check_resource, loads
 from service.fhir.transaction import (
@@ -379,6 +380,7 @@ async def _read(repository: ResourceRepository, entry: BundleEntry) -> _Outcome:
         found = await repository.read(entry.resource_type, entry.resource_id)
     if found is None or found.deleted:
         raise NotFound(Issue(f"{entry.url} is not known (or was deleted)", expression=entry.resource_type))
+    note_read(f"{found.resource_type}/{found.id}")
     return _Outcome(200, found)
 
 

@@ -274,6 +274,59 @@ class TestWritesInTheirTransaction:
         assert recorded == [(None, None), ("update", "HTTP 409"), ("read", "HTTP 404")]
 
 
+class TestBundleReads:
+    """What a Bundle's reading entries return is named in the audit trail, also when other entries write
+    (the write events name only what was written)."""
+
+    @pytest.mark.parametrize("kind", ["batch", "transaction"])
+    @pytest.mark.parametrize("method", ["GET", "HEAD"])
+    async def test_a_read_beside_a_write_is_recorded(
+        self, client: httpx.AsyncClient, events: Events, kind: str, method: str
+    ) -> None:
+        assert (
+            await client.put("/fhir/Patient/p1", json=patient(id="p1"), headers=FHIR_JSON)
+        ).status_code == 201
+        before = len(await events())
+        bundle = {
+            "resourceType": "Bundle",
+            "type": kind,
+            "entry": [
+                {"request": {"method": method, "url": "Patient/p1"}},
+                {"resource": patient(), "request": {"method": "POST", "url": "Patient"}},
+            ],
+        }
+        answered = await client.post("/fhir", json=bundle, headers=FHIR_JSON)
+        assert answered.status_code == 200, answered.text
+        created = answered.json()["entry"][1]["response"]["location"].split("/_history")[0]
+        recorded = [
+            (_subtype(e), [entity["what"]["reference"] for entity in e["entity"]])  # type: ignore[index]
+            for e in (await events())[before:]
+        ]
+        assert ("transaction", ["Patient/p1"]) in recorded
+        assert any(
+            created.endswith(references[0]) for _, references in recorded if references != ["Patient/p1"]
+        )
+
+    async def test_a_reading_batch_names_what_it_read(
+        self, client: httpx.AsyncClient, events: Events
+    ) -> None:
+        for id_ in ("p1", "p2"):
+            assert (
+                await client.put(f"/fhir/Patient/{id_}", json=patient(id=id_), headers=FHIR_JSON)
+            ).status_code == 201
+        before = len(await events())
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [
+                {"request": {"method": "GET", "url": f"Patient/{id_}"}} for id_ in ("p1", "p2", "nobody")
+            ],
+        }
+        assert (await client.post("/fhir", json=bundle, headers=FHIR_JSON)).status_code == 200
+        [event] = (await events())[before:]
+        assert [e["what"]["reference"] for e in event["entity"]] == ["Patient/p1", "Patient/p2"]  # type: ignore[index]
+
+
 class TestBuffer:
     """Reads, searches and refusals are recorded through a buffer written every interval."""
 
