@@ -28,6 +28,7 @@ from mappings.codes import PROBLEM_AREA_SYSTEM, PROBLEM_AREAS, QUESTIONNAIRE_BAS
 from mappings.references import parse_reference, reference_of
 from service.errors import BadRequest, Gone, Issue, NotFound, Unprocessable
 from service.fhir.apply import apply_plan_definition
+from service.fhir.audit import note_read
 from service.fhir.parsing import check_resource
 from service.storage.repository import ResourceRepository, StoredVersion
 
@@ -159,6 +160,8 @@ async def _live(
                 code="not-found",
             )
         )
+    # The plan is built from it: the request's AuditEvent names it with what the request read.
+    note_read(f"{resource_type}/{resource_id}")
     content: dict[str, Any] = orjson.loads(found.content)
     return content
 

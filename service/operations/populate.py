@@ -25,6 +25,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.errors import BadRequest, FhirError, Gone, Issue, NotFound, Unprocessable
+from service.fhir.audit import note_read
 from service.fhir.parsing import check_resource
 from service.fhir.sdc import populate_response
 from service.interactions.questionnaire_response import (
@@ -94,11 +95,14 @@ async def populate(engine: AsyncEngine, payload: JSON, *, questionnaire_id: str 
             author = f"{found.resource_type}/{found.id}" if found is not None else None
         if problems or patient is None:
             raise Unprocessable(*problems)
+        # The request's AuditEvent names whose data was read: the subject, and the response pre-filled from.
+        note_read(f"Patient/{patient.id}")
         previous = None
         url = form.get("url")
         if isinstance(url, str):
             stored = await latest_response(connection, patient_id=patient.id, questionnaire_url=url)
             if stored is not None and stored.content is not None:
+                note_read(f"QuestionnaireResponse/{stored.id}")
                 previous = orjson.loads(stored.content)
                 notes.append(
                     Issue(

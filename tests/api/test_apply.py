@@ -5,6 +5,7 @@ inputs as Parameters or query string, the CarePlan returned and not stored);
 https://hl7.org/fhir/R4/operations.html#request.
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.interactions.content import load_ipt_content
+from tests.conftest import stored_audit_events
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 PLAN_DEFINITION = "http://example.org/fhir/ipt/PlanDefinition/ipt-depression"
@@ -152,6 +154,25 @@ class TestApply:
         assert "id" not in careplan
         # Returned, not stored.
         assert await _count(engine, "CarePlan") == 0
+
+    async def test_its_audit_event_names_the_subject_it_planned_for(
+        self,
+        client: httpx.AsyncClient,
+        people: dict[str, str],
+        engine: AsyncEngine,
+        flush_audit: Callable[[], Awaitable[bool]],
+    ) -> None:
+        subject = f"Patient/{people['patient']}"
+        url = f"/fhir/PlanDefinition/{PLAN_DEFINITION_ID}/$apply"
+        assert (await client.get(url, params={"subject": subject, "focus": "grief"})).status_code == 200
+        assert await flush_audit()
+        [event] = [
+            e
+            for e in await stored_audit_events(engine)
+            if e["subtype"][0]["code"] == "operation"  # type: ignore[index]
+        ]
+        named = [entity["what"]["reference"] for entity in event["entity"] if "what" in entity]  # type: ignore[union-attr]
+        assert named == [f"PlanDefinition/{PLAN_DEFINITION_ID}", subject]
 
     async def test_grief_gets_the_grief_worksheets_and_role_dispute_does_not(
         self, client: httpx.AsyncClient, people: dict[str, str]

@@ -11,14 +11,17 @@ Spec clauses under test:
 - https://hl7.org/fhir/R4/capabilitystatement.html: every operation listed with its definition canonical.
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mappings.content import load_content
 from service.fhir.examples import EXAMPLES
 from service.fhir.registry import RESOURCE_DEFINITIONS
+from tests.conftest import stored_audit_events
 from tests.factories import (
     FHIR_JSON,
     WORKSHEET_URL,
@@ -240,6 +243,26 @@ class TestPopulate:
         people = next(i for i in response["item"] if i["linkId"] == "people")
         assert people["item"][0]["answer"] == [{"valueString": "Alex"}]
         assert f"QuestionnaireResponse/{latest['id']}" in str(_parameter(result.json(), "issues"))
+
+    async def test_its_audit_event_names_the_patient_and_the_response_it_read(
+        self, setup: httpx.AsyncClient, engine: AsyncEngine, flush_audit: Callable[[], Awaitable[bool]]
+    ) -> None:
+        latest = (await setup.post(QR, json=worksheet_response(mood=4), headers=FHIR_JSON)).json()
+        body = self._body(self.SUBJECT)
+        result = await setup.post("/fhir/Questionnaire/mood-check-1/$populate", json=body)
+        assert result.status_code == 200, result.text
+        assert await flush_audit()
+        [event] = [
+            e
+            for e in await stored_audit_events(engine)
+            if e["subtype"][0]["code"] == "operation"  # type: ignore[index]
+        ]
+        named = [entity["what"]["reference"] for entity in event["entity"]]  # type: ignore[union-attr]
+        assert named == [
+            "Questionnaire/mood-check-1",
+            "Patient/p1",
+            f"QuestionnaireResponse/{latest['id']}",
+        ]
 
     async def test_by_identifier_and_by_inline_questionnaire(self, setup: httpx.AsyncClient) -> None:
         identifier = {"system": "urn:example:worksheets", "value": "W-7"}
