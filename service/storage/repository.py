@@ -745,6 +745,9 @@ class ResourceRepository:
         rows = (await self.connection.execute(statement, parameters)).all()
         if not rows:
             return None
+        if len(rows) == 1:
+            # The usual case, and always with a version given: no need to parse the content for its version.
+            return _version(rows[0], content=rows[0].content)
         best = max(rows, key=lambda row: _version_key(orjson.loads(row.content).get("version")))
         return _version(best, content=best.content)
 
