@@ -9,6 +9,7 @@ interval; if that write fails, the failure is logged (with ids only) and the eve
 """
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from contextlib import suppress
@@ -25,7 +26,7 @@ from service.api.logs import printable, redacted_traceback
 from service.fhir.access import AUDIT_EVENT
 from service.fhir.audit import AuditContext, reset_audit_context, set_audit_context
 from service.fhir.authorization import needs_for
-from service.fhir.endpoints import Matched, NotAllowed
+from service.fhir.endpoints import Endpoint, Matched, NotAllowed
 from service.fhir.registry import RESOURCES
 from service.interactions.audit import write_audit_events
 from service.storage.repository import new_id
@@ -39,6 +40,12 @@ def _touches_clinical_data(types: set[str]) -> bool:
         if spec is None or spec.kind == "clinical" or spec.compartment or name == "Patient":
             return True
     return False
+
+
+@functools.cache
+def _reaches_clinical_data(endpoint: Endpoint) -> bool:
+    """Whether what the entry needs reaches clinical data (a Bundle's entries are not known here: it does)."""
+    return _touches_clinical_data({need.resource_type for need in needs_for(endpoint)} or {"Bundle"})
 
 
 # Parameters that make a search of shared content bring or weigh other resources: such a request may
@@ -136,8 +143,7 @@ def _context(request: Request, found: Matched | NotAllowed | None) -> AuditConte
         if endpoint.public or endpoint.resource_type == AUDIT_EVENT:
             return None
         interaction = endpoint.interaction
-        types = {need.resource_type for need in needs_for(endpoint)} or {"Bundle"}
-        if not _touches_clinical_data(types) and not _follows_references(found, request):
+        if not _reaches_clinical_data(endpoint) and not _follows_references(found, request):
             return None
     return AuditContext(
         method=request.method,

@@ -6,6 +6,7 @@ the same table), so every route is covered by one rule, including routes added l
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,24 +30,31 @@ class Need:
 
 def needs_for(endpoint: Endpoint, *, body: Any = None, searched_types: list[str] | None = None) -> list[Need]:
     """The permissions a request matched to `endpoint` needs; a Bundle's depend on its entries, a system
-    search's on the types it names."""
+    search's on the types it names, every other entry's on the entry alone."""
+    if endpoint.api == "fhir" and endpoint.interaction == "transaction":
+        return _bundle_needs(body)
+    if endpoint.api == "fhir" and endpoint.interaction == "search-system":
+        return [Need(t, "s") for t in searched_types or RESOURCES]
+    return list(_entry_needs(endpoint))
+
+
+@functools.cache
+def _entry_needs(endpoint: Endpoint) -> tuple[Need, ...]:
+    """What an entry needs whatever the request carries: worked out once per entry, not per request."""
     if endpoint.api == "ipt":
         reading = endpoint.method in ("GET", "HEAD")
         permissions: tuple[Permission, ...] = ("r", "s") if reading else ("c", "u")
-        return [Need(t, p) for t in IPT_PLAN_TYPES for p in permissions]
+        return tuple(Need(t, p) for t in IPT_PLAN_TYPES for p in permissions)
     interaction = endpoint.interaction
     if interaction == "capabilities":
-        return []
-    if interaction == "transaction":
-        return _bundle_needs(body)
-    if interaction == "search-system":
-        return [Need(t, "s") for t in searched_types or RESOURCES]
+        return ()
     if interaction == "history-system":
-        return [Need(t, "r") for t in RESOURCES]
-    assert endpoint.resource_type is not None, endpoint
+        return tuple(Need(t, "r") for t in RESOURCES)
+    if endpoint.resource_type is None:
+        raise ValueError(f"{endpoint.method} {endpoint.path}: no rule says what it needs")
     if endpoint.operation_code is not None:
-        return _operation_needs(endpoint.resource_type, endpoint.operation_code)
-    return [Need(endpoint.resource_type, _INTERACTION_PERMISSION[interaction])]
+        return tuple(_operation_needs(endpoint.resource_type, endpoint.operation_code))
+    return (Need(endpoint.resource_type, _INTERACTION_PERMISSION[interaction]),)
 
 
 _INTERACTION_PERMISSION: dict[str, Permission] = {
