@@ -7,7 +7,7 @@ PORT ?= 8080
 DATA_DIR ?= ./.data
 export PORT DATA_DIR
 
-.PHONY: lock run test lint typecheck layers openapi openapi-check pytest install bench bench-search bench-transaction bench-requests bench-soak profile clean
+.PHONY: lock run test lint typecheck layers openapi openapi-check pytest install bench bench-search bench-transaction bench-requests bench-soak bench-timing profile clean
 
 # The virtualenv is rebuilt whenever the lock file changes.
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -71,6 +71,11 @@ bench-requests: install
 # One worker's resident memory over 100,000 mixed requests (docs/performance.md); not part of `make test`.
 bench-soak: install
 	$(BIN)/python -m benchmarks.soak
+
+# Whether the time of a 404 tells another patient's record from no record (docs/security.md); about a minute,
+# not part of `make test`.
+bench-timing: install
+	$(BIN)/python -m benchmarks.timing
 
 # Where the CPU of a create, a read and a search goes, part by part (cProfile, in-process); not in `make test`.
 profile: install

@@ -22,6 +22,8 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Integer,
+    Select,
+    Table,
     Text,
     and_,
     any_,
@@ -391,6 +393,16 @@ _LIVE_KEYS = (
 )
 
 
+def _seen_only(statement: Select[Any], table: Table, resource_type: str) -> Select[Any]:
+    """`statement` (on `table`'s rows of `resource_type`) without what the current request may not see: a
+    row of another patient's compartment is then not fetched at all, and its absence takes the time of a row
+    that never existed. `_visible_version` still checks the row that comes back."""
+    confined = current_compartment_filter(
+        {resource_type}, type_column=table.c.resource_type, patient_column=table.c.patient_id
+    )
+    return statement.where(*confined) if confined else statement
+
+
 def _visible_version(row: Any) -> StoredVersion | None:
     """The version in `row`, or None when there is none or the current request may not see it: a resource
     of another patient's compartment is, to a patient-context token, a resource that does not exist."""
@@ -477,14 +489,16 @@ class ResourceRepository:
         if key in self._referenced:
             return self._referenced[key]
         parameters = {"resource_type": resource_type, "id": resource_id}
-        stored = _visible_version((await self.connection.execute(_CURRENT_ROW_KEY_SHARE, parameters)).first())
+        statement = _seen_only(_CURRENT_ROW_KEY_SHARE, resources, resource_type)
+        stored = _visible_version((await self.connection.execute(statement, parameters)).first())
         if stored is not None and not stored.deleted:
             self._referenced[key] = stored
         return stored
 
     async def _read(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         parameters = {"resource_type": resource_type, "id": resource_id}
-        return _visible_version((await self.connection.execute(_CURRENT_ROW, parameters)).first())
+        statement = _seen_only(_CURRENT_ROW, resources, resource_type)
+        return _visible_version((await self.connection.execute(statement, parameters)).first())
 
     async def read_for_update(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         """The current version, locked until the transaction ends, for a read-modify-write such as PATCH."""
@@ -493,7 +507,8 @@ class ResourceRepository:
 
     async def vread(self, resource_type: str, resource_id: str, version_id: int) -> StoredVersion | None:
         parameters = {"resource_type": resource_type, "id": resource_id, "version_id": version_id}
-        return _visible_version((await self.connection.execute(_VERSION_ROW, parameters)).first())
+        statement = _seen_only(_VERSION_ROW, resource_versions, resource_type)
+        return _visible_version((await self.connection.execute(statement, parameters)).first())
 
     async def create(
         self, resource_type: str, content: dict[str, Any], *, resource_id: str | None = None

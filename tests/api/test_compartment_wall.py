@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.interactions import search as search_interaction
@@ -395,3 +395,42 @@ async def test_an_estimated_total_is_exact_for_a_confined_token(
     assert mine.json()["total"] == 1
     everyone = await world.get(url, headers=_auth(token("user/*.rs")))
     assert everyone.json()["total"] == 999
+
+
+class TestTimingWindow:
+    """Another patient's record must not answer slower or faster than no record: the read by id (and vread)
+    of a confined token keeps the other compartment out in SQL, so that the row is never fetched
+    (`python -m benchmarks.timing` measures the difference)."""
+
+    @pytest.mark.parametrize("path", ["{id}", "{id}/_history/1"])
+    async def test_a_foreign_row_is_not_fetched(
+        self, anonymous_client: httpx.AsyncClient, engine: AsyncEngine, token: Token, path: str
+    ) -> None:
+        admin = {"Authorization": f"Bearer {token()}", **FHIR_JSON}
+        for id_ in ("a", "b"):
+            assert (
+                await anonymous_client.put(f"/fhir/Patient/{id_}", json=patient(id=id_), headers=admin)
+            ).is_success
+        goal = {
+            "resourceType": "Goal",
+            "lifecycleStatus": "active",
+            "description": {"text": "Rebuild one friendship"},
+            "subject": {"reference": "Patient/b"},
+        }
+        created = await anonymous_client.post("/fhir/Goal", json=goal, headers=admin)
+        assert created.status_code == 201, created.text
+        confined = {"Authorization": f"Bearer {token('patient/*.rs', patient='a')}"}
+        statements: list[str] = []
+
+        def note(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+            statements.append(statement)
+
+        event.listen(engine.sync_engine, "before_cursor_execute", note)
+        try:
+            url = "/fhir/Goal/" + path.format(id=created.json()["id"])
+            response = await anonymous_client.get(url, headers=confined)
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", note)
+        assert response.status_code == 404
+        [read] = [s for s in statements if "FROM resource" in s and "content" in s]
+        assert "patient_id =" in read, read
