@@ -1,4 +1,4 @@
-"""The FHIR operations this server answers: one table for the routes, the CapabilityStatement and the docs.
+"""The FHIR operations this server answers: the endpoint table takes their entries from here.
 
 https://hl7.org/fhir/R4/operations.html; each entry names the OperationDefinition it implements
 (`CapabilityStatement.rest.resource.operation.definition`).
@@ -60,7 +60,3 @@ APPLY: Final = OperationSpec(
 )
 
 OPERATIONS: Final[tuple[OperationSpec, ...]] = (VALIDATE, POPULATE, EXTRACT, APPLY)
-
-
-def operations_for(resource_type: str) -> list[OperationSpec]:
-    return [operation for operation in OPERATIONS if operation.applies_to(resource_type)]
