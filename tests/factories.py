@@ -20,6 +20,40 @@ def questionnaire_response(*, status: str = "in-progress", **extra: Any) -> dict
     }
 
 
+def condition(*, subject: str = "Patient/p1", **extra: Any) -> dict[str, Any]:
+    """An active, confirmed problem-list Condition (a depressive disorder unless `code` says otherwise)."""
+    return {
+        "resourceType": "Condition",
+        "clinicalStatus": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}
+            ]
+        },
+        "verificationStatus": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}
+            ]
+        },
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                        "code": "problem-list-item",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [
+                {"system": "http://snomed.info/sct", "code": "35489007", "display": "Depressive disorder"}
+            ]
+        },
+        "subject": {"reference": subject},
+        **extra,
+    }
+
+
 def care_plan(
     *, subject: str = "Patient/p1", status: str = "draft", intent: str = "plan", **extra: Any
 ) -> dict[str, Any]:

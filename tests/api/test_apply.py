@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.interactions.content import load_ipt_content
 from tests.conftest import stored_audit_events
+from tests.factories import condition
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 PLAN_DEFINITION = "http://example.org/fhir/ipt/PlanDefinition/ipt-depression"
@@ -47,38 +48,14 @@ async def people(client: httpx.AsyncClient, engine: AsyncEngine) -> dict[str, st
             "name": [{"text": "Dr. Rivera"}],
         },
     )
-    condition = await _create(
+    condition_id = await _create(
         client,
-        {
-            "resourceType": "Condition",
-            "clinicalStatus": {
-                "coding": [
-                    {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}
-                ]
-            },
-            "verificationStatus": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                        "code": "confirmed",
-                    }
-                ]
-            },
-            "category": [
-                {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/condition-category",
-                            "code": "problem-list-item",
-                        }
-                    ]
-                }
-            ],
-            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F32.1"}]},
-            "subject": {"reference": f"Patient/{patient}"},
-        },
+        condition(
+            subject=f"Patient/{patient}",
+            code={"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F32.1"}]},
+        ),
     )
-    return {"patient": patient, "practitioner": practitioner, "condition": condition}
+    return {"patient": patient, "practitioner": practitioner, "condition": condition_id}
 
 
 def _parameters(**values: Any) -> dict[str, Any]:

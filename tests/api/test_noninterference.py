@@ -80,7 +80,7 @@ from service.fhir.extraction import (
 from service.fhir.search_parameters import SearchParameter, parameters_for, served_types
 from service.storage.db import upgrade_to_head
 from tests.conftest import TEST_JWT_SECRET, _drop, _recreate, _server_url, _with_database
-from tests.factories import FHIR_JSON, PHQ9_ANSWERS
+from tests.factories import FHIR_JSON, PHQ9_ANSWERS, condition
 
 JSON = dict[str, Any]
 BASE = "http://testserver/fhir"
@@ -218,36 +218,12 @@ def person_records(person: Person, canonicals: dict[str, str]) -> list[JSON]:
             ],
             "name": [{"family": person.family, "given": ["Jo"]}],
         },
-        {
-            "resourceType": "Condition",
-            "id": f"cond-{k}",
-            "clinicalStatus": {
-                "coding": [
-                    {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}
-                ]
-            },
-            "verificationStatus": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                        "code": "confirmed",
-                    }
-                ]
-            },
-            "category": [
-                {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/condition-category",
-                            "code": "problem-list-item",
-                        }
-                    ]
-                }
-            ],
-            "code": {"coding": [{"system": SNOMED, "code": "35489007", "display": "Depressive disorder"}]},
-            "subject": subject,
-            "onsetDateTime": person.onset,
-        },
+        condition(
+            subject=subject["reference"],
+            id=f"cond-{k}",
+            code={"coding": [{"system": SNOMED, "code": "35489007", "display": "Depressive disorder"}]},
+            onsetDateTime=person.onset,
+        ),
         {
             "resourceType": "Goal",
             "id": f"goal-{k}",
